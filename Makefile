@@ -1,0 +1,53 @@
+# scarguide: `make run` sets everything up and starts the assistant; `make test` sets up and tests.
+SHELL := /bin/bash
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Offline by design: no telemetry, no model downloads.
+export ANONYMIZED_TELEMETRY := False
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install index run test test-fast bench eval lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "scarguide needs Python 3.11, found " + sys.version.split()[0]'
+	@echo "==> creating $(VENV) ($$($(PY) --version))"
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	@echo "==> installing torch==2.13.0 (the CPU build on this machine's disk) before anything else"
+	$(BIN)/pip install --quiet torch==2.13.0
+	@echo "==> installing scarguide and its dependencies"
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+	@echo "==> installed"
+
+index: install
+	$(BIN)/scarguide ingest
+
+run: index
+	$(BIN)/scarguide search
+
+test: install
+	$(BIN)/ruff check assistant tests
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not real"
+
+bench: install
+	$(BIN)/scarguide bench --out bench-results/retrieval.json
+
+eval: install
+	$(BIN)/scarguide eval retrieval
+
+lint: install
+	$(BIN)/ruff check assistant tests
+
+clean:
+	rm -rf $(VENV) data bench-results .pytest_cache *.egg-info

