@@ -1,0 +1,1 @@
+"""Evaluation suites: cases are data in eval/, metrics are functions here."""

@@ -1,0 +1,42 @@
+import json
+
+import pytest
+
+from assistant.errors import ConfigError
+from assistant.evals.retrieval import DEFAULT_CASES, first_relevant_rank, load_cases, score
+
+
+def test_score_formulas_on_known_ranks():
+    s = score("x", {"a": 1, "b": 3, "c": None, "d": 2})
+    assert s.hit_at_1 == 0.25
+    assert s.hit_at_3 == 0.75
+    assert s.mrr == pytest.approx((1 + 1 / 3 + 0 + 1 / 2) / 4)
+    assert s.misses_at_1 == ("b", "c", "d")
+
+
+def test_first_relevant_rank():
+    assert first_relevant_rank([False, True, True]) == 2
+    assert first_relevant_rank([False]) is None
+
+
+def test_shipped_cases_are_valid_and_cover_patient_wording():
+    cases = load_cases(DEFAULT_CASES)
+    assert len(cases) >= 50
+    kinds = {c.kind for c in cases}
+    assert {"lay", "typo", "comparison"} <= kinds
+    questions = {c.question for c in cases}
+    assert {
+        "dark spots after pimples",
+        "raised scar that keeps growing",
+        "sanding the skin",
+    } <= questions
+
+
+def test_a_label_naming_an_unknown_section_is_rejected(tmp_path):
+    path = tmp_path / "cases.jsonl"
+    path.write_text(json.dumps({"id": "x", "question": "q", "sections": ["Nope"]}) + "\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_cases(path, {"Subcision"})
+    path.write_text('{"id": "x"}\n')
+    with pytest.raises(ConfigError, match="not a valid case"):
+        load_cases(path)
