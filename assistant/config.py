@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -25,7 +25,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
-    "test": {"embedding_backend": "hash", "chroma_mode": "memory"},
+    "test": {"embedding_backend": "hash", "chroma_mode": "memory", "llm_backend": "fake"},
     "eval": {},
 }
 
@@ -103,6 +103,34 @@ class Settings(BaseSettings):
         le=1,
         description="Below this top dense cosine similarity, the guide is taken not to cover "
         "the question.",
+    )
+
+    # Chat model
+    llm_backend: Literal["local", "openai", "fake"] = Field(
+        "local",
+        description="local (llama.cpp in-process, packaged model), openai (any OpenAI-compatible "
+        "server) or fake (queued replies, for tests).",
+    )
+    llm_model: str = Field(
+        "qwen2.5-coder-1.5b",
+        description="Packaged model for the local backend: qwen2.5-coder-1.5b, "
+        "qwen2.5-coder-0.5b or smollm2-135m.",
+    )
+    llm_threads: int = Field(2, ge=1, le=64, description="llama.cpp threads.")
+    llm_context: int = Field(4096, ge=512, le=32768, description="llama.cpp context, in tokens.")
+    llm_max_tokens: int = Field(256, ge=1, le=4096, description="Longest reply, in tokens.")
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    llm_seed: int = Field(0, description="Sampling seed (replies are reproducible).")
+    llm_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to a server.")
+    openai_base_url: str = Field(
+        "http://127.0.0.1:8080/v1", description="OpenAI-compatible server (openai backend)."
+    )
+    openai_model: str = Field("qwen2.5-coder-1.5b", description="Model name on that server.")
+    openai_api_key: SecretStr = Field(
+        SecretStr(""), description="API key for that server (falls back to OPENAI_API_KEY)."
+    )
+    fake_replies: list[str] = Field(
+        default_factory=list, description="Replies of the fake backend, in order (JSON list)."
     )
 
     @model_validator(mode="before")

@@ -1,0 +1,166 @@
+"""Chat-model backends by name, all LangChain chat models.
+
+- ``local``: llama.cpp in-process (``llama-cpp-python``) over a packaged GGUF
+  model (see ``assistant.models``); loaded lazily, once.
+- ``openai``: any OpenAI-compatible server (llama.cpp's server, vLLM, Ollama, …)
+  through ``langchain-openai``: base URL, model and key from settings.
+- ``fake``: deterministic queued replies, for tests.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, PrivateAttr
+
+from assistant.config import Settings
+from assistant.errors import ConfigError, ModelError
+from assistant.models import model_path
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+
+
+def _to_llama(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    return [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages]
+
+
+class LlamaCppChat(BaseChatModel):
+    """A thin LangChain chat model over ``llama_cpp.Llama`` (one generation at a time)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_path: str
+    model_name: str
+    n_ctx: int = 4096
+    n_threads: int = 2
+    temperature: float = 0.0
+    max_tokens: int = 256
+    seed: int = 0
+    _llama: Any = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp"
+
+    @property
+    def llama(self) -> Any:
+        if self._llama is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise ModelError(f"llama-cpp-python is not installed ({exc})") from None
+            try:
+                self._llama = Llama(
+                    model_path=self.model_path,
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    seed=self.seed,
+                    verbose=False,
+                )
+            except Exception as exc:  # noqa: BLE001 - any load failure is a model error
+                raise ModelError(f"Could not load {self.model_path}: {exc}") from exc
+        return self._llama
+
+    def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "temperature": kwargs.get("temperature", self.temperature),
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "seed": self.seed,
+            "stop": stop or [],
+        }
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        with self._lock:
+            out = self.llama.create_chat_completion(
+                _to_llama(messages), **self._params(stop, kwargs)
+            )
+        text = out["choices"][0]["message"]["content"] or ""
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        with self._lock:
+            stream = self.llama.create_chat_completion(
+                _to_llama(messages), stream=True, **self._params(stop, kwargs)
+            )
+            for part in stream:
+                token = part["choices"][0]["delta"].get("content") or ""
+                if token:
+                    if run_manager:
+                        run_manager.on_llm_new_token(token)
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=token))
+
+
+def fake_chat(replies: list[str]) -> BaseChatModel:
+    """Replies are returned in order, one per call; streaming yields them word by word."""
+    return GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
+
+
+def _local(settings: Settings) -> BaseChatModel:
+    path = model_path(settings.llm_model, settings.data_dir)
+    return LlamaCppChat(
+        model_path=str(path),
+        model_name=settings.llm_model,
+        n_ctx=settings.llm_context,
+        n_threads=settings.llm_threads,
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        seed=settings.llm_seed,
+    )
+
+
+def _openai(settings: Settings) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        base_url=settings.openai_base_url,
+        api_key=settings.openai_api_key.get_secret_value()
+        or os.environ.get("OPENAI_API_KEY", "none"),
+        model=settings.openai_model,
+        temperature=settings.llm_temperature,
+        max_completion_tokens=settings.llm_max_tokens,
+        seed=settings.llm_seed,
+        timeout=settings.llm_timeout_s,
+    )
+
+
+def _fake(settings: Settings) -> BaseChatModel:
+    return fake_chat(list(settings.fake_replies))
+
+
+BACKENDS: dict[str, Callable[[Settings], BaseChatModel]] = {
+    "local": _local,
+    "openai": _openai,
+    "fake": _fake,
+}
+
+
+def build_chat_model(settings: Settings) -> BaseChatModel:
+    """The chat model named by ``settings.llm_backend``."""
+    try:
+        factory = BACKENDS[settings.llm_backend]
+    except KeyError:
+        raise ConfigError(
+            f"Unknown chat-model backend {settings.llm_backend!r}; known: {', '.join(BACKENDS)}"
+        ) from None
+    return factory(settings)
