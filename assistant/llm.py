@@ -21,8 +21,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from assistant.config import Settings
-from assistant.errors import ConfigError, ModelError
+from assistant.config import Settings, choose
+from assistant.errors import ModelError
 from assistant.models import model_path
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
@@ -157,10 +157,4 @@ BACKENDS: dict[str, Callable[[Settings], BaseChatModel]] = {
 
 def build_chat_model(settings: Settings) -> BaseChatModel:
     """The chat model named by ``settings.llm_backend``."""
-    try:
-        factory = BACKENDS[settings.llm_backend]
-    except KeyError:
-        raise ConfigError(
-            f"Unknown chat-model backend {settings.llm_backend!r}; known: {', '.join(BACKENDS)}"
-        ) from None
-    return factory(settings)
+    return choose(BACKENDS, settings.llm_backend, "chat-model backend")(settings)

@@ -51,3 +51,11 @@ def test_embedding_model_must_be_packaged_or_local():
     assert resolve_model_path("all-MiniLM-L6-v2").endswith("model")
     with pytest.raises(ConfigError, match="never downloaded"):
         build_embeddings(load_settings(embedding_model="sentence-transformers/some-hub-model"))
+
+
+def test_choose_lists_the_known_names():
+    from assistant.config import choose
+
+    assert choose({"a": 1, "b": 2}, "b", "thing") == 2
+    with pytest.raises(ConfigError, match="Unknown thing 'c'; known: a, b"):
+        choose({"a": 1, "b": 2}, "c", "thing")
