@@ -1,0 +1,364 @@
+"""Sentence-level support checking: is this answer sentence backed by that passage?
+
+No packaged NLI model exists, so the checker combines signals that each catch a
+known way small models invent facts, and it errs towards "not supported":
+
+- numbers and units in the sentence must appear in the passage;
+- negations must agree with the passage sentence the claim rests on;
+- quantifier, comparison and category cues ("always", "more", "type of", …) must
+  appear in the passage;
+- content words new to the passage count against support;
+- embedding similarity to the best passage sentence, as one signal among these.
+
+``check`` returns a ``Verdict`` with the reasons; ``quote`` is the passage sentence
+the claim rests on, an exact substring of the guide.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from langchain_core.embeddings import Embeddings
+
+from assistant.corpus import split_sentences
+from assistant.retrieve import _STOP, _stem
+
+_NUMBER = re.compile(r"\$?\d+(?:[.,]\d+)?\s*(?:%|mm|cm|percent)?")
+_NUMBER_WORDS = {
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "twice",
+    "once",
+    "dozen",
+    "hundred",
+    "thousand",
+    "half",
+    "single",
+    "several",
+    "few",
+}
+_NEGATION = re.compile(r"\b(?:not|no|never|none|without|cannot|nor)\b|n['’]t\b", re.I)
+_NOT_A_NEGATION = re.compile(r"\bor not\b", re.I)  # "whether or not" states no negation
+# Absolute, superlative and safety words: the passage must use the same word.
+_CUES = (
+    "always",
+    "never",
+    "most",
+    "least",
+    "same",
+    "only",
+    "all",
+    "every",
+    "best",
+    "worst",
+    "guarantee",
+    "guaranteed",
+    "permanent",
+    "permanently",
+    "completely",
+    "entirely",
+    "painless",
+    "safe",
+    "safest",
+    "cure",
+    "cures",
+    "instant",
+    "instantly",
+    "immediately",
+)
+# A comparison in the claim needs a comparison in the passage.
+_COMPARATIVE_CLAIM = re.compile(r"\b(?:more|less|better|worse|higher|lower|fewer|greater)\b")
+_COMPARATIVE_PASSAGE = re.compile(
+    r"\b(?:more|less|better|worse|higher|lower|fewer|greater|increas\w*|reduc\w*|diminish\w*|"
+    r"improv\w*|smooth\w*|excess|overproduc\w*)\b"
+)
+_SUPERLATIVE = re.compile(r"\b[a-z]{2,}est\b")
+_NOT_SUPERLATIVE = {
+    "interest",
+    "suggest",
+    "rest",
+    "test",
+    "honest",
+    "request",
+    "latest",
+    "forest",
+    "digest",
+    "invest",
+    "arrest",
+    "manifest",
+    "modest",
+    "harvest",
+    "contest",
+}
+# "X is a type of Y": Y must be what the passage says X is a type of.
+_CATEGORY = re.compile(r"\b(?:type|kind|form|sort) of ((?:[a-z\-]+ ){0,2}[a-z\-]+)")
+# Words a plain answer may add without adding a claim.
+_GENERIC = {
+    "you",
+    "your",
+    "yours",
+    "can",
+    "may",
+    "might",
+    "also",
+    "help",
+    "helps",
+    "helping",
+    "used",
+    "use",
+    "uses",
+    "using",
+    "called",
+    "known",
+    "means",
+    "mean",
+    "refer",
+    "refers",
+    "guide",
+    "says",
+    "according",
+    "which",
+    "that",
+    "this",
+    "these",
+    "those",
+    "they",
+    "them",
+    "their",
+    "there",
+    "here",
+    "what",
+    "when",
+    "where",
+    "how",
+    "who",
+    "why",
+    "is",
+    "are",
+    "was",
+    "be",
+    "been",
+    "being",
+    "do",
+    "does",
+    "did",
+    "have",
+    "has",
+    "had",
+    "its",
+    "it's",
+    "like",
+    "such",
+    "some",
+    "other",
+    "others",
+    "another",
+    "one",
+    "ones",
+    "something",
+    "thing",
+    "things",
+    "usually",
+    "typically",
+    "generally",
+    "often",
+    "way",
+    "ways",
+    "make",
+    "makes",
+    "made",
+    "get",
+    "gets",
+    "got",
+    "look",
+    "looks",
+    "very",
+    "just",
+    "so",
+    "then",
+    "than",
+    "acne",
+    "scar",
+    "scars",
+    "scarring",
+    "skin",
+    "treatment",
+    "treatments",
+    "treat",
+    "treats",
+    "treated",
+    "treating",
+    "happen",
+    "happens",
+    "cause",
+    "caused",
+    "causes",
+    "because",
+    "due",
+    "result",
+    "results",
+    "lead",
+    "leads",
+    "anything",
+    "everything",
+    "else",
+    "besides",
+    "apart",
+    "actual",
+    "actually",
+    "really",
+    "even",
+    "stuff",
+    "work",
+    "works",
+    "working",
+    "kind",
+    "kinds",
+    "type",
+    "types",
+    "sort",
+    "form",
+    "forms",
+    "common",
+}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+(?:['’][a-z]+)?", text.lower())
+
+
+def content_stems(text: str) -> set[str]:
+    return {
+        _stem(w)
+        for w in _words(text)
+        if w not in _STOP and w not in _GENERIC and not w.isdigit() and len(w) > 2
+    }
+
+
+def _numbers(text: str) -> set[str]:
+    found = {re.sub(r"\s+", "", m.group(0)).rstrip(".,").lower() for m in _NUMBER.finditer(text)}
+    found |= {w for w in _words(text) if w in _NUMBER_WORDS}
+    return {n for n in found if n}
+
+
+def _digits(text: str) -> set[str]:
+    return set(re.findall(r"\d+(?:\.\d+)?", text))
+
+
+def _cues(text: str) -> set[str]:
+    lowered = f" {' '.join(_words(text))} "
+    cues = {c for c in _CUES if f" {c} " in lowered}
+    return cues | {w for w in _SUPERLATIVE.findall(lowered) if w not in _NOT_SUPERLATIVE}
+
+
+def _negated(text: str) -> bool:
+    return bool(_NEGATION.search(_NOT_A_NEGATION.sub("", text)))
+
+
+def _category_problems(claim: str, context: str) -> list[str]:
+    """ "X is a type (kind, form, sort) of Y" needs such a phrase in the passage and Y's words."""
+    problems = []
+    has_category = re.search(r"\b(?:type|kind|form|sort)s? of\b", context.lower())
+    for match in _CATEGORY.finditer(claim.lower()):
+        if not has_category or content_stems(match.group(1)) - content_stems(context):
+            problems.append(f"category not stated in the passage: {match.group(0)!r}")
+    return problems
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(x * x for x in a)) or 1.0
+    nb = math.sqrt(sum(y * y for y in b)) or 1.0
+    return dot / (na * nb)
+
+
+_MARKER = re.compile(r"\s*\[\d+\](?:\s*\[\d+\])*")
+
+
+def strip_markers(sentence: str) -> str:
+    return _MARKER.sub("", sentence).strip()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    sentence: str
+    supported: bool
+    similarity: float
+    novelty: float
+    quote: str
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "sentence": self.sentence,
+            "supported": self.supported,
+            "similarity": round(self.similarity, 4),
+            "novelty": round(self.novelty, 4),
+            "quote": self.quote,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass
+class ClaimChecker:
+    """Decides support of one sentence by one passage. Thresholds are settings."""
+
+    embeddings: Embeddings
+    min_similarity: float = 0.55
+    max_novelty: float = 0.25
+    max_novelty_if_similar: float = 0.5
+    similar: float = 0.75
+    _cache: dict[str, tuple[list[str], list[list[float]]]] = field(default_factory=dict)
+
+    def _passage(self, passage: str) -> tuple[list[str], list[list[float]]]:
+        if passage not in self._cache:
+            sentences = [s for p in passage.split("\n\n") for s in split_sentences(p)]
+            self._cache[passage] = (sentences, self.embeddings.embed_documents(sentences))
+        return self._cache[passage]
+
+    def check(self, sentence: str, passage: str, section: str = "") -> Verdict:
+        claim = strip_markers(sentence)
+        sentences, vectors = self._passage(passage)
+        claim_vector = self.embeddings.embed_query(claim)
+        sims = [_cosine(claim_vector, v) for v in vectors]
+        best = max(range(len(sims)), key=sims.__getitem__)
+        similarity = sims[best]
+        quote = sentences[best]
+        context = f"{section} {passage}"
+
+        reasons: list[str] = []
+        missing_numbers = {
+            n for n in _numbers(claim) if not (_digits(n) and _digits(n) <= _digits(context))
+        }
+        missing_numbers -= {n for n in missing_numbers if n in _words(context)}
+        if missing_numbers:
+            reasons.append(f"number(s) not in the passage: {', '.join(sorted(missing_numbers))}")
+        if _negated(claim) != _negated(quote):
+            reasons.append("negation differs from the passage")
+        missing_cues = _cues(claim) - _cues(context)
+        if missing_cues:
+            reasons.append(f"claim word(s) not in the passage: {', '.join(sorted(missing_cues))}")
+        if _COMPARATIVE_CLAIM.search(claim.lower()) and not _COMPARATIVE_PASSAGE.search(
+            context.lower()
+        ):
+            reasons.append("comparison not made in the passage")
+        reasons.extend(_category_problems(claim, context))
+        claim_stems = content_stems(claim)
+        new = claim_stems - content_stems(context)
+        novelty = len(new) / len(claim_stems) if claim_stems else 0.0
+        allowed = self.max_novelty_if_similar if similarity >= self.similar else self.max_novelty
+        if novelty > allowed:
+            reasons.append(f"words new to the passage: {', '.join(sorted(new))}")
+        if similarity < self.min_similarity:
+            reasons.append(f"low similarity to the passage ({similarity:.2f})")
+        return Verdict(claim, not reasons, similarity, novelty, quote, tuple(reasons))
