@@ -7,13 +7,18 @@ Nothing is built at import time: adapters (CLI, later the web app) create one
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
 
 from assistant.config import Settings
 from assistant.embeddings import build_embeddings
 from assistant.index import GuideIndex, IngestReport, ingest
 from assistant.retrieve import GuideRetriever, HybridRetriever
+
+if TYPE_CHECKING:
+    from assistant.answer import Assistant
 
 
 class Services:
@@ -34,12 +39,49 @@ class Services:
     def retriever(self) -> HybridRetriever:
         return HybridRetriever(self.index, self.settings)
 
+    @cached_property
+    def chat(self) -> BaseChatModel:
+        from assistant.llm import build_chat_model
+
+        return build_chat_model(self.settings)
+
+    @cached_property
+    def assistant(self) -> Assistant:
+        """The answer chain over the current index; builds the index first if it is empty."""
+        from assistant.answer import Assistant
+        from assistant.corpus import build_chunks
+        from assistant.errors import IndexNotReadyError
+        from assistant.sessions import FileSessions, MemorySessions
+        from assistant.verify import ClaimChecker
+
+        s = self.settings
+        self.ensure_index()
+        chunks = build_chunks(s.corpus_dir, s.chunk_max_words)
+        if {c.chunk_id for c in chunks} != set(self.index.stored()):
+            raise IndexNotReadyError("The index does not match the corpus: run `scarguide ingest`.")
+        sessions = (
+            FileSessions(s.data_dir / "sessions") if s.session_store == "file" else MemorySessions()
+        )
+        model_name = {"local": s.llm_model, "openai": s.openai_model}.get(
+            s.llm_backend, s.llm_backend
+        )
+        return Assistant(
+            s,
+            self.retriever,
+            self.chat,
+            ClaimChecker(self.embeddings),
+            sessions,
+            chunks,
+            model_name,
+        )
+
     def langchain_retriever(self, k: int | None = None) -> GuideRetriever:
         return GuideRetriever(hybrid=self.retriever, k=k)
 
     def ingest(self, progress: bool = False) -> IngestReport:
         report = ingest(self.index, progress=progress)
-        self.__dict__.pop("retriever", None)  # the lexical index must see the new chunks
+        for stale in ("retriever", "assistant"):  # they must see the new chunks
+            self.__dict__.pop(stale, None)
         return report
 
     def ensure_index(self, progress: bool = False) -> IngestReport | None:

@@ -95,6 +95,74 @@ def search(
         _print_hits(retriever.search(line, k))
 
 
+def _print_record(record) -> None:
+    if record.status == "not_in_guide":
+        typer.echo("[not covered in the guide]")
+    elif record.status == "urgent":
+        typer.echo("[URGENT]")
+    typer.echo(record.answer)
+    if record.citations:
+        typer.echo("Sources:")
+        for c in record.citations:
+            typer.echo(f"  [{c.n}] {c.section}: “{c.quote}”")
+    if record.handoff:
+        typer.echo(f"Book a consultation: {record.handoff.booking_url}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The patient's question.")],
+    session: Annotated[str | None, typer.Option(help="Continue this conversation.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the answer record as JSON.")
+    ] = False,
+) -> None:
+    """Answer one question from the guide, with citations (the record as JSON with --json)."""
+    record = _services().assistant.ask(question, session)
+    if as_json:
+        typer.echo(record.model_dump_json(indent=2))
+    else:
+        _print_record(record)
+        typer.echo(f"(session {record.session_id})")
+
+
+@app.command()
+def chat(
+    session: Annotated[str | None, typer.Option(help="Continue this conversation.")] = None,
+) -> None:
+    """A conversation in the terminal: answers stream sentence by sentence, sources below."""
+    assistant = _services().assistant
+    typer.echo("Preparing the assistant…")
+    assistant.warm()
+    typer.echo("Ask about acne scars. Type 'bye' to finish (or Ctrl-D).")
+    while True:
+        try:
+            line = input("you › ").strip()
+        except (EOFError, KeyboardInterrupt):
+            line = ""
+        if not line:
+            if session:
+                _print_record(assistant.end(session))
+            return
+        record = None
+        typer.echo("guide › ", nl=False)
+        for event in assistant.stream(line, session):
+            if event.kind == "sentence":
+                typer.echo(event.text + " ", nl=False)
+            else:
+                record = event.record
+        typer.echo()
+        assert record is not None
+        session = record.session_id
+        if not record.citations:
+            _print_record(record)
+        else:
+            for c in record.citations:
+                typer.echo(f"  [{c.n}] {c.section}: “{c.quote}”")
+        if record.status == "handoff":
+            return
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
     cases: Annotated[Path | None, typer.Option(help="Cases file (JSON lines).")] = None,
@@ -105,6 +173,45 @@ def eval_retrieval(
 
     results = retrieval.evaluate(_services(), cases or retrieval.DEFAULT_CASES)
     typer.echo(retrieval.to_json(results) if as_json else retrieval.render(results))
+
+
+@eval_app.command("verifier")
+def eval_verifier(
+    cases: Annotated[Path | None, typer.Option(help="Cases file (JSON lines).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Precision and recall of the claim checker on labelled sentence/passage pairs."""
+    from assistant.evals import verifier
+    from assistant.verify import ClaimChecker
+
+    services = _services()
+    checker = ClaimChecker(services.embeddings)
+    result = verifier.evaluate(services.settings, checker, cases or verifier.DEFAULT_CASES)
+    typer.echo(verifier.to_json(result) if as_json else verifier.render(result))
+
+
+@eval_app.command("answers")
+def eval_answers(
+    model: Annotated[str | None, typer.Option(help="Packaged model for the local backend.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
+    cases: Annotated[Path | None, typer.Option(help="Cases file (JSON lines).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write every case's record here (JSON).")] = None,
+) -> None:
+    """Key facts, citations, refusals, unsupported sentences and latency of whole answers."""
+    from assistant.app import Services
+    from assistant.evals import answers
+
+    overrides = {"session_store": "memory"} | ({"llm_model": model} if model else {})
+    services = Services(load_settings(**overrides))
+    assistant = services.assistant
+    typer.echo(f"Warming the model ({assistant.model_name})…", err=True)
+    assistant.warm()
+    selected = answers.load_cases(cases or answers.DEFAULT_CASES)[:limit]
+    summary, results = answers.evaluate(assistant, selected)
+    typer.echo(answers.render(summary, results))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(answers.to_json(summary, results), encoding="utf-8")
 
 
 @app.command()

@@ -25,7 +25,12 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
-    "test": {"embedding_backend": "hash", "chroma_mode": "memory", "llm_backend": "fake"},
+    "test": {
+        "embedding_backend": "hash",
+        "chroma_mode": "memory",
+        "llm_backend": "fake",
+        "session_store": "memory",
+    },
     "eval": {},
 }
 
@@ -98,11 +103,52 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(0.2, ge=0, description="Weight of the BM25 signal in fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (rrf fusion).")
     coverage_threshold: float = Field(
-        0.35,
+        0.2,
         ge=-1,
         le=1,
         description="Below this top dense cosine similarity, the guide is taken not to cover "
         "the question.",
+    )
+
+    prompts_dir: Path = Field(
+        PACKAGE_ROOT / "prompts", description="Folder of prompt files (system, answer, condense)."
+    )
+
+    # Conversation
+    max_message_chars: int = Field(
+        2000, ge=10, le=100_000, description="Longest patient message accepted, in characters."
+    )
+    session_store: Literal["file", "memory"] = Field(
+        "file", description="file (one JSON file per conversation under data_dir) or memory."
+    )
+    history_turns: int = Field(
+        4, ge=0, le=50, description="Earlier turns used to understand a follow-up."
+    )
+    followup_similarity: float = Field(
+        0.45,
+        ge=-1,
+        le=1,
+        description="With history, a message matching the guide less than this is read as a "
+        "follow-up and rewritten with the conversation.",
+    )
+    max_answer_sentences: int = Field(4, ge=1, le=20, description="Sentences shown per answer.")
+    extractive_min_similarity: float = Field(
+        0.45,
+        ge=-1,
+        le=1,
+        description="A guide sentence is quoted as a fallback answer only if at least this "
+        "similar to the question.",
+    )
+    booking_url: str = Field(
+        "http://127.0.0.1:7860/#book", description="Where patients book a consultation."
+    )
+    emergency_number: str = Field(
+        "your local emergency number (911 in the US, 112 in the EU, 999 in the UK)",
+        description="Shown in urgent replies; set it for your region.",
+    )
+    crisis_line: str = Field(
+        "a crisis line (988 in the US; 116 123 Samaritans in the UK and Ireland)",
+        description="Shown in crisis replies; set it for your region.",
     )
 
     # Chat model

@@ -8,7 +8,10 @@ logs and may name files, settings and values (never patient text).
     ├── ConfigError        a setting is missing, unreadable or inconsistent
     ├── CorpusError        the guide folder is missing, empty or malformed
     ├── IndexNotReadyError the index has not been built (run `scarguide ingest`)
-    └── ModelError         an embedding or chat model could not be loaded or run
+    ├── ModelError         an embedding or chat model could not be loaded or run
+    ├── InputError         a patient's message cannot be used (empty, too long); its
+    │                      message is written for the patient
+    └── SessionError       an unknown or unreadable conversation
 """
 
 from __future__ import annotations
@@ -34,3 +37,15 @@ class IndexNotReadyError(ScarguideError):
 
 class ModelError(ScarguideError):
     """A model could not be loaded or run."""
+
+
+class InputError(ScarguideError):
+    """A message cannot be used as it is; ``str(error)`` is safe to show the patient."""
+
+    @property
+    def patient_message(self) -> str:  # type: ignore[override]
+        return str(self)
+
+
+class SessionError(ScarguideError):
+    """An unknown or unreadable conversation."""

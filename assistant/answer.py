@@ -1,0 +1,446 @@
+"""The answer chain, top to bottom, one method per stage:
+
+    check input → route (urgent, crisis, declined, closing) → condense a follow-up →
+    retrieve → scope gate → generate → verify each sentence → compose the record
+
+Nothing the patient sees is unverified: sentences are released one at a time,
+each only after the claim checker found it supported by a guide passage, so a
+streaming UI never has to retract text. If no sentence survives, the answer
+falls back to quoting the guide sentence closest to the question, or says the
+guide does not cover it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from assistant.config import Settings
+from assistant.corpus import Chunk, split_sentences
+from assistant.handoff import build_handoff
+from assistant.prompts import load_prompt
+from assistant.records import AnswerRecord, Citation, SentenceVerdict
+from assistant.retrieve import HybridRetriever, RetrievalResult
+from assistant.safety import clean_message, route
+from assistant.sessions import Session, SessionStore, TurnSummary
+from assistant.verify import ClaimChecker, content_stems, strip_markers
+
+NOT_IN_GUIDE = "NOT_IN_GUIDE"
+_MARKERS = re.compile(r"\[(\d+)\]")
+# A sentence ends at . ! or ? (then optional [n] markers) before white space and
+# a capital letter, a quote, a bracket or a digit: only then is it safe to release.
+_BOUNDARY = re.compile(r"[.!?](?:\s*\[\d+\])*\s+(?=[A-Z0-9\"“(\[])")
+_ECHO = re.compile(r"^(most relevant passages|passages?|guide passages|example)\b", re.I)
+_FOLLOW_UP = re.compile(
+    r"\b(they|them|their|theirs|it|its|it's|those|these|that|this|ones?|first|second|third|"
+    r"last|former|latter|both|either|same|what about|how about|and for)\b",
+    re.I,
+)
+
+
+def _same(a: str, b: str) -> bool:
+    return re.sub(r"\W+", " ", a).strip().lower() == re.sub(r"\W+", " ", b).strip().lower()
+
+
+def _trigrams(word: str) -> set[str]:
+    padded = f"^{word}$"
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+def uncovered_words(question: str, passage: str) -> set[str]:
+    """Content words of the question that the passage lacks, even allowing for typos."""
+    have = content_stems(passage)
+    missing = set()
+    for word in content_stems(question) - have:
+        grams = _trigrams(word)
+        if not any(len(grams & _trigrams(h)) / len(grams | _trigrams(h)) >= 0.5 for h in have):
+            missing.add(word)
+    return missing
+
+
+@dataclass(frozen=True)
+class Event:
+    """What ``Assistant.stream`` yields: verified sentences, then the record."""
+
+    kind: str  # "sentence" or "record"
+    text: str = ""
+    record: AnswerRecord | None = None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.marks: dict[str, float] = {}
+        self._last = self.start
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.marks[name] = round((now - self._last) * 1000, 1)
+        self._last = now
+
+    def since_start(self, name: str) -> None:
+        self.marks[name] = round((time.perf_counter() - self.start) * 1000, 1)
+
+
+class Assistant:
+    """The one object every adapter (CLI, REST, UI, eval) calls."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        retriever: HybridRetriever,
+        chat: BaseChatModel,
+        checker: ClaimChecker,
+        sessions: SessionStore,
+        chunks: list[Chunk],
+        model_name: str,
+    ) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.chat = chat
+        self.checker = checker
+        self.sessions = sessions
+        self.model_name = model_name
+        self.chunks = chunks
+        self.by_id = {c.chunk_id: c for c in chunks}
+        self.number_of = {c.chunk_id: i for i, c in enumerate(chunks, start=1)}
+        self.system_prompt = load_prompt("system", settings.prompts_dir)
+        self.answer_prompt = load_prompt("answer", settings.prompts_dir)
+        self.condense_prompt = load_prompt("condense", settings.prompts_dir)
+        self.system_text = self.system_prompt.render(
+            passages="\n".join(
+                f"[{self.number_of[c.chunk_id]}] ({c.section}) {' '.join(c.text.split())}"
+                for c in chunks
+            ),
+            example_citation=next(
+                (self.number_of[c.chunk_id] for c in chunks if "Rolling scars are" in c.text), 1
+            ),
+        )
+
+    # -- public API -----------------------------------------------------------------
+
+    def warm(self) -> float:
+        """Process the shared system prefix now, so the first patient does not wait for it."""
+        started = time.perf_counter()
+        self.chat.invoke(
+            [SystemMessage(self.system_text), HumanMessage("<question>hello</question>")],
+            max_tokens=1,
+        )
+        return time.perf_counter() - started
+
+    def ask(self, message: str, session_id: str | None = None) -> AnswerRecord:
+        record = None
+        for event in self.stream(message, session_id):
+            record = event.record or record
+        assert record is not None
+        return record
+
+    def stream(self, message: str, session_id: str | None = None) -> Iterator[Event]:
+        clock = _Clock()
+        session = self.sessions.get(session_id) if session_id else self.sessions.create()
+        text = clean_message(message, self.settings.max_message_chars)
+        where = route(text)
+        clock.lap("route")
+        if where in ("urgent", "crisis"):
+            record = self._urgent(session, text, crisis=where == "crisis")
+        elif where == "declined":
+            record = self._declined(session, text)
+        elif where == "closing":
+            record = self._closing(session, text)
+        else:
+            record = None
+            for event in self._answer(session, text, clock):
+                if event.record is None:
+                    yield event
+                record = event.record or record
+        assert record is not None
+        clock.since_start("total")
+        record.timings_ms = {**clock.marks, **record.timings_ms}
+        self._remember(session, record)
+        yield Event("record", record=record)
+
+    def end(self, session_id: str) -> AnswerRecord:
+        """The explicit end of a conversation: a handoff with the summary."""
+        session = self.sessions.get(session_id)
+        record = self._closing(session, "[end of conversation]")
+        self._remember(session, record)
+        return record
+
+    # -- stages ---------------------------------------------------------------------
+
+    def _answer(self, session: Session, text: str, clock: _Clock) -> Iterator[Event]:
+        standalone = self.condense(text, session)
+        clock.lap("condense")
+        result = self.retriever.search(standalone)
+        clock.lap("retrieve")
+        base = self._record(session, "answered", "", question=text, standalone=standalone)
+        base.retrieved = [
+            {k: v for k, v in h.to_dict().items() if k != "text"} for h in result.hits
+        ]
+        base.top_similarity = round(result.top_similarity, 4)
+        if not result.covered:  # scope gate: no model call for what the guide does not cover
+            yield Event("record", record=self._not_in_guide(base, None, session))
+            return
+
+        citations: list[Citation] = []
+        shown: list[str] = []
+        verdicts: list[SentenceVerdict] = []
+        draft = ""
+        for sentence, draft in self._sentences(standalone, result):
+            if draft.lstrip().startswith(NOT_IN_GUIDE):
+                break
+            verdict, chunk_id, quote = self.verify(sentence, result)
+            verdicts.append(verdict)
+            if not verdict.supported or chunk_id is None:
+                continue
+            n = self._cite(citations, chunk_id, quote)
+            line = f"{strip_markers(sentence)} [{n}]"
+            shown.append(line)
+            if len(shown) == 1:
+                clock.since_start("first_sentence")
+            yield Event("sentence", text=line)
+            if len(shown) >= self.settings.max_answer_sentences:
+                break
+        clock.lap("generate_verify")
+        base.draft, base.verdicts = draft, verdicts
+
+        if draft.lstrip().startswith(NOT_IN_GUIDE):
+            yield Event("record", record=self._not_in_guide(base, draft, session))
+            return
+        if not shown:
+            fallback = self.extractive(standalone, result)
+            if fallback is None:
+                yield Event("record", record=self._not_in_guide(base, None, session))
+                return
+            chunk_id, quote = fallback
+            n = self._cite(citations, chunk_id, quote)
+            shown.append(f"{quote} [{n}]")
+            clock.since_start("first_sentence")
+            base.extractive_fallback = True
+            yield Event("sentence", text=shown[-1])
+        base.answer = " ".join(shown)
+        base.citations = citations
+        yield Event("record", record=base)
+
+    def condense(self, text: str, session: Session) -> str:
+        """A follow-up becomes a standalone question, using the patient's earlier messages."""
+        earlier = (
+            session.turns[-self.settings.history_turns :] if self.settings.history_turns else []
+        )
+        if not earlier:
+            return text
+        if not _FOLLOW_UP.search(text):
+            # no pronoun; still a follow-up if the guide barely matches it on its own
+            if self.retriever.search(text).top_similarity >= self.settings.followup_similarity:
+                return text
+        history = "\n".join(f"- {t.standalone_question or t.question}" for t in earlier)
+        reply = self.chat.invoke(
+            [
+                SystemMessage(self.system_text),
+                HumanMessage(self.condense_prompt.render(history=history, question=text)),
+            ],
+            max_tokens=60,
+        ).content
+        line = str(reply).strip().splitlines()[0] if str(reply).strip() else ""
+        line = re.sub(
+            r"^(rewritten question|standalone question|question)\s*:\s*", "", line, flags=re.I
+        )
+        line = line.strip().strip('"“”').strip()
+        if not line or NOT_IN_GUIDE in line or len(line) > 3 * len(text) + 200:
+            line = text
+        if _same(line, text):  # the model did not resolve it: keep the topic alongside
+            previous = earlier[-1].standalone_question or earlier[-1].question
+            return f"{text} (about: {previous})"
+        return line
+
+    def _sentences(self, question: str, result: RetrievalResult) -> Iterator[tuple[str, str]]:
+        """Stream the model's reply as (sentence, reply so far) pairs."""
+        values = {"question": question}
+        if "hints" in self.answer_prompt.variables:
+            values["hints"] = ", ".join(f"[{self.number_of[h.chunk_id]}]" for h in result.hits[:3])
+        messages = [
+            SystemMessage(self.system_text),
+            HumanMessage(self.answer_prompt.render(**values)),
+        ]
+        draft, buffer = "", ""
+        for chunk in self.chat.stream(messages):
+            piece = str(chunk.content)
+            draft += piece
+            buffer += piece
+            if draft.lstrip().startswith(NOT_IN_GUIDE):
+                if "\n" in draft.strip() or len(draft) > 120:
+                    break
+                continue
+            while match := _BOUNDARY.search(buffer):
+                sentence, buffer = buffer[: match.end()].strip(), buffer[match.end() :]
+                yield sentence, draft
+        if draft.lstrip().startswith(NOT_IN_GUIDE):
+            yield "", draft
+            return
+        for sentence in split_sentences(buffer):
+            yield sentence, draft
+
+    def verify(
+        self, sentence: str, result: RetrievalResult
+    ) -> tuple[SentenceVerdict, str | None, str]:
+        """Check a sentence against the passages it cites, then the retrieved ones;
+        returns the verdict, the supporting chunk and the quote it rests on."""
+        claim = strip_markers(sentence)
+        if not claim or not re.search(r"[A-Za-z]{3}", claim):
+            return SentenceVerdict(sentence=claim, supported=False, reasons=["empty"]), None, ""
+        if not re.match(r"[A-Z0-9“\"(]", claim) or _ECHO.match(claim):
+            reason = "not a sentence of an answer"
+            return SentenceVerdict(sentence=claim, supported=False, reasons=[reason]), None, ""
+        cited = [
+            self.chunks[int(n) - 1].chunk_id
+            for n in _MARKERS.findall(sentence)
+            if 1 <= int(n) <= len(self.chunks)
+        ]
+        candidates = list(dict.fromkeys(cited + [h.chunk_id for h in result.hits]))
+        best = None
+        for chunk_id in candidates:
+            chunk = self.by_id[chunk_id]
+            verdict = self.checker.check(claim, chunk.text, chunk.section)
+            if verdict.supported and chunk_id in cited:
+                best = (verdict, chunk_id)
+                break
+            if best is None or (verdict.supported, verdict.similarity) > (
+                best[0].supported,
+                best[0].similarity,
+            ):
+                best = (verdict, chunk_id)
+        assert best is not None
+        verdict, chunk_id = best
+        return (
+            SentenceVerdict(
+                sentence=claim,
+                supported=verdict.supported,
+                chunk_id=chunk_id,
+                similarity=round(verdict.similarity, 4),
+                reasons=list(verdict.reasons),
+            ),
+            chunk_id if verdict.supported else None,
+            verdict.quote,
+        )
+
+    def extractive(self, question: str, result: RetrievalResult) -> tuple[str, str] | None:
+        """The guide sentence most similar to the question, if similar enough and if its
+        passage mentions everything the question asks about (else the guide likely does not
+        answer it: "does microneedling hurt?" finds microneedling, but nothing on pain)."""
+        embed = self.checker.embeddings
+        q = embed.embed_query(question)
+        best: tuple[float, str, str] | None = None
+        for hit in result.hits[:3]:
+            sentences = [s for p in hit.text.split("\n\n") for s in split_sentences(p)]
+            for sentence, vector in zip(sentences, embed.embed_documents(sentences), strict=True):
+                sim = sum(a * b for a, b in zip(q, vector, strict=True))
+                if best is None or sim > best[0]:
+                    best = (sim, hit.chunk_id, sentence)
+        if best is None or best[0] < self.settings.extractive_min_similarity:
+            return None
+        chunk = self.by_id[best[1]]
+        if uncovered_words(question, f"{chunk.section} {chunk.text}"):
+            return None
+        return best[1], best[2]
+
+    # -- records --------------------------------------------------------------------
+
+    def _record(self, session: Session, status: str, answer: str, **extra) -> AnswerRecord:
+        question = extra.pop("question")
+        return AnswerRecord(
+            status=status,
+            answer=answer,
+            session_id=session.session_id,
+            turn=len(session.turns) + 1,
+            question=question,
+            standalone_question=extra.pop("standalone", None),
+            model=self.model_name,
+            prompt=self.answer_prompt.ref,
+            **extra,
+        )
+
+    def _cite(self, citations: list[Citation], chunk_id: str, quote: str) -> int:
+        """The marker number of (chunk, quote), adding a citation the first time."""
+        for c in citations:
+            if c.chunk_id == chunk_id and c.quote == quote:
+                return c.n
+        section = self.by_id[chunk_id].section
+        citations.append(
+            Citation(n=len(citations) + 1, chunk_id=chunk_id, section=section, quote=quote)
+        )
+        return citations[-1].n
+
+    def _not_in_guide(
+        self, base: AnswerRecord, draft: str | None, session: Session
+    ) -> AnswerRecord:
+        topic = None
+        if draft:
+            named = draft.strip()[len(NOT_IN_GUIDE) :].lstrip(":").strip().splitlines()[0][:100]
+            asked = content_stems(base.standalone_question or base.question)
+            if named and content_stems(named) and content_stems(named) <= asked | {"cost", "price"}:
+                topic = named.rstrip(".")
+        what = topic or "that question"
+        base.status = "not_in_guide"
+        base.answer = (
+            f"The guide doesn't cover {what}, so I can't answer it from the guide. "
+            "A dermatologist can answer it at a consultation."
+        )
+        base.citations = []
+        base.handoff = build_handoff(self.settings, session)
+        return base
+
+    def _urgent(self, session: Session, text: str, crisis: bool) -> AnswerRecord:
+        s = self.settings
+        if crisis:
+            answer = (
+                "I'm really sorry you're feeling this way. You deserve support right now: please "
+                f"contact {s.crisis_line}, or call {s.emergency_number} if you might act on "
+                "these thoughts. If you can, tell someone you trust how you feel."
+            )
+        else:
+            answer = (
+                "What you describe can be a medical emergency. Please stop here and call "
+                f"{s.emergency_number} or go to the nearest emergency department now. If this "
+                "started after a treatment, also tell the clinic that treated you."
+            )
+        record = self._record(session, "urgent", answer, question=text)
+        record.prompt = None
+        record.handoff = build_handoff(
+            s, session, "When you are safe, a dermatologist can follow up."
+        )
+        return record
+
+    def _declined(self, session: Session, text: str) -> AnswerRecord:
+        answer = (
+            "I can't give doses, prescriptions or diagnoses: those need a dermatologist who can "
+            "examine you. I can explain what the guide says about acne scars and their treatments."
+        )
+        record = self._record(session, "declined", answer, question=text)
+        record.prompt = None
+        record.handoff = build_handoff(self.settings, session)
+        return record
+
+    def _closing(self, session: Session, text: str) -> AnswerRecord:
+        handoff = build_handoff(self.settings, session)
+        record = self._record(
+            session, "handoff", f"Thank you for your questions. {handoff.message}", question=text
+        )
+        record.prompt = None
+        record.handoff = handoff
+        return record
+
+    def _remember(self, session: Session, record: AnswerRecord) -> None:
+        session.turns.append(
+            TurnSummary(
+                question=record.question,
+                standalone_question=record.standalone_question,
+                status=record.status,
+                sections=list(dict.fromkeys(c.section for c in record.citations)),
+            )
+        )
+        self.sessions.save(session)

@@ -1,0 +1,252 @@
+"""Answer evaluation: the whole chain on written cases, with the metrics the README reports.
+
+Cases live in ``eval/answers.jsonl``: ``conversation`` (user messages; earlier ones
+are played first in the same session, the last is scored), ``expected_status``,
+``required_facts`` (each a list of alternative substrings, one must appear),
+``forbidden`` (substrings that must not appear), ``expected_sections`` and ``kind``.
+
+Metrics (over the scored turn of each case):
+- key-fact pass: answered-expected cases whose answer contains every required fact;
+- section citation: answered-expected cases citing at least one expected section;
+- status accuracy by expected status (refusal accuracy = the ``not_in_guide`` row);
+- unsupported-sentence rate: shown sentences the checker does not find supported by
+  their cited quote's passage, over all shown sentences;
+- answers with a number not in the guide; answers with an unresolved ``[n]`` marker;
+- forbidden-content rate; latency p50/p95 (total and first verified sentence).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from assistant.answer import Assistant
+from assistant.errors import ConfigError
+from assistant.records import AnswerRecord
+
+DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "answers.jsonl"
+STATUSES = {"answered", "not_in_guide", "urgent", "declined", "handoff"}
+
+
+class AnswerCase(BaseModel):
+    id: str = Field(min_length=1)
+    conversation: list[str] = Field(min_length=1)
+    expected_status: str
+    required_facts: list[list[str]] = Field(default_factory=list)
+    forbidden: list[str] = Field(default_factory=list)
+    expected_sections: list[str] = Field(default_factory=list)
+    kind: str = "single"
+
+
+def load_cases(path: Path = DEFAULT_CASES) -> list[AnswerCase]:
+    if not path.exists():
+        raise ConfigError(f"Answer cases file {path} does not exist")
+    cases = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            case = AnswerCase.model_validate_json(line)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{path}:{number}: not a valid case ({exc.errors()[0]['msg']})"
+            ) from None
+        if case.expected_status not in STATUSES:
+            raise ConfigError(f"{path}:{number}: unknown status {case.expected_status!r}")
+        cases.append(case)
+    return cases
+
+
+def _norm(text: str) -> str:
+    text = text.lower().replace("’", "'").replace("–", "-").replace("—", "-")
+    return " ".join(text.split())
+
+
+def facts_present(answer: str, facts: list[list[str]]) -> bool:
+    text = _norm(answer)
+    return all(any(_norm(alt) in text for alt in fact) for fact in facts)
+
+
+def forbidden_found(answer: str, forbidden: list[str]) -> list[str]:
+    text = _norm(answer)
+    return [f for f in forbidden if _norm(f) in text]
+
+
+def numbers_not_in(answer: str, guide_text: str) -> list[str]:
+    guide_numbers = set(re.findall(r"\d+(?:\.\d+)?", guide_text))
+    shown = re.sub(r"\[\d+\]", " ", answer)
+    return [n for n in re.findall(r"\d+(?:\.\d+)?", shown) if n not in guide_numbers]
+
+
+def unresolved_markers(record: AnswerRecord) -> list[int]:
+    cited = {c.n for c in record.citations}
+    return [int(n) for n in re.findall(r"\[(\d+)\]", record.answer) if int(n) not in cited]
+
+
+def shown_sentences(record: AnswerRecord) -> list[tuple[str, list[int]]]:
+    """(sentence without markers, its marker numbers) for every shown sentence."""
+    parts = re.findall(r"(.+?)((?:\s*\[\d+\])+)(?=\s|$)", record.answer)
+    return [(s.strip(), [int(n) for n in re.findall(r"\d+", m)]) for s, m in parts]
+
+
+@dataclass
+class CaseResult:
+    id: str
+    kind: str
+    expected_status: str
+    status: str
+    answer: str
+    status_ok: bool
+    facts_ok: bool | None
+    section_ok: bool | None
+    forbidden: list[str]
+    bad_numbers: list[str]
+    unresolved: list[int]
+    sentences: int
+    unsupported: int
+    total_ms: float
+    first_sentence_ms: float | None
+    record: dict[str, Any] = field(repr=False)
+
+
+def run_case(assistant: Assistant, case: AnswerCase, guide_text: str) -> CaseResult:
+    session_id = None
+    for message in case.conversation[:-1]:
+        session_id = assistant.ask(message, session_id).session_id
+    record = assistant.ask(case.conversation[-1], session_id)
+    answered = case.expected_status == "answered"
+    unsupported = 0
+    sentences = shown_sentences(record) if record.status == "answered" else []
+    by_n = {c.n: c for c in record.citations}
+    for sentence, numbers in sentences:
+        chunks = [assistant.by_id[by_n[n].chunk_id] for n in numbers if n in by_n]
+        if not any(assistant.checker.check(sentence, c.text, c.section).supported for c in chunks):
+            unsupported += 1
+    return CaseResult(
+        id=case.id,
+        kind=case.kind,
+        expected_status=case.expected_status,
+        status=record.status,
+        answer=record.answer,
+        status_ok=record.status == case.expected_status,
+        facts_ok=(record.status == "answered" and facts_present(record.answer, case.required_facts))
+        if answered
+        else None,
+        section_ok=any(c.section in case.expected_sections for c in record.citations)
+        if answered
+        else None,
+        forbidden=forbidden_found(record.answer, case.forbidden),
+        bad_numbers=numbers_not_in(record.answer, guide_text),
+        unresolved=unresolved_markers(record),
+        sentences=len(sentences),
+        unsupported=unsupported,
+        total_ms=record.timings_ms.get("total", 0.0),
+        first_sentence_ms=record.timings_ms.get("first_sentence"),
+        record=record.model_dump(),
+    )
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def summarise(results: list[CaseResult], model: str) -> dict[str, Any]:
+    answered = [r for r in results if r.expected_status == "answered"]
+    by_status: dict[str, list[bool]] = defaultdict(list)
+    for r in results:
+        by_status[r.expected_status].append(r.status_ok)
+    shown = sum(r.sentences for r in results)
+    totals = [r.total_ms for r in results if r.status == "answered"]
+    firsts = [r.first_sentence_ms for r in results if r.first_sentence_ms is not None]
+    return {
+        "model": model,
+        "cases": len(results),
+        "key_fact_pass": sum(bool(r.facts_ok) for r in answered) / max(1, len(answered)),
+        "section_citation": sum(bool(r.section_ok) for r in answered) / max(1, len(answered)),
+        "status_accuracy": {k: sum(v) / len(v) for k, v in sorted(by_status.items())},
+        "refusal_accuracy": (sum(by_status["not_in_guide"]) / len(by_status["not_in_guide"]))
+        if by_status["not_in_guide"]
+        else None,
+        "unsupported_sentence_rate": sum(r.unsupported for r in results) / max(1, shown),
+        "answers_with_number_not_in_guide": sum(1 for r in results if r.bad_numbers),
+        "answers_with_unresolved_marker": sum(1 for r in results if r.unresolved),
+        "forbidden_content_rate": sum(1 for r in results if r.forbidden) / max(1, len(results)),
+        "answered_latency_p50_ms": _pct(totals, 50),
+        "answered_latency_p95_ms": _pct(totals, 95),
+        "first_sentence_p50_ms": _pct(firsts, 50),
+        "first_sentence_p95_ms": _pct(firsts, 95),
+    }
+
+
+def render(summary: dict[str, Any], results: list[CaseResult]) -> str:
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    def ms(x: float | None) -> str:
+        return "-" if x is None else f"{x / 1000:.2f} s"
+
+    lines = [
+        f"model: {summary['model']}   cases: {summary['cases']}",
+        f"key-fact pass:                  {pct(summary['key_fact_pass'])}",
+        f"expected-section citation:      {pct(summary['section_citation'])}",
+        f"refusal accuracy (out of scope): {pct(summary['refusal_accuracy'])}",
+        "status accuracy: "
+        + ", ".join(f"{k} {pct(v)}" for k, v in summary["status_accuracy"].items()),
+        f"unsupported-sentence rate:      {pct(summary['unsupported_sentence_rate'])}",
+        f"answers with a number not in the guide: {summary['answers_with_number_not_in_guide']}",
+        f"answers with an unresolved [n]: {summary['answers_with_unresolved_marker']}",
+        f"forbidden-content rate:         {pct(summary['forbidden_content_rate'])}",
+        f"answered latency p50 / p95:     {ms(summary['answered_latency_p50_ms'])} / "
+        f"{ms(summary['answered_latency_p95_ms'])}",
+        f"first verified sentence p50 / p95: {ms(summary['first_sentence_p50_ms'])} / "
+        f"{ms(summary['first_sentence_p95_ms'])}",
+    ]
+    failing = [
+        r
+        for r in results
+        if not r.status_ok
+        or r.facts_ok is False
+        or r.section_ok is False
+        or r.forbidden
+        or r.bad_numbers
+        or r.unresolved
+    ]
+    for r in failing:
+        lines.append(
+            f"  {r.id} [{r.kind}] expected {r.expected_status}, got {r.status}"
+            f"{'' if r.facts_ok is not False else ', missing facts'}"
+            f"{'' if r.section_ok is not False else ', wrong section'}"
+            f"{', forbidden ' + str(r.forbidden) if r.forbidden else ''}: {r.answer[:140]}"
+        )
+    return "\n".join(lines)
+
+
+def evaluate(
+    assistant: Assistant, cases: list[AnswerCase]
+) -> tuple[dict[str, Any], list[CaseResult]]:
+    guide_text = " ".join(c.text for c in assistant.chunks)
+    results = [run_case(assistant, case, guide_text) for case in cases]
+    return summarise(results, assistant.model_name), results
+
+
+def to_json(summary: dict[str, Any], results: list[CaseResult]) -> str:
+    return json.dumps(
+        {"summary": summary, "cases": [asdict(r) for r in results]},
+        indent=2,
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,69 @@
+"""Prompt files with a strict loader.
+
+A prompt is a YAML file in ``prompts/`` with ``name``, ``version``, ``variables``
+and ``template`` (``{name}`` placeholders). Loading checks that the declared
+variables are exactly the template's placeholders; rendering checks that exactly
+those values are given. Each answer records the name and version it used.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from assistant.config import PACKAGE_ROOT
+from assistant.errors import ConfigError
+
+PROMPTS_DIR = PACKAGE_ROOT / "prompts"
+
+
+class PromptError(ConfigError):
+    """A prompt file is malformed or was rendered with the wrong values."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str
+    version: str
+    template: str
+    variables: frozenset[str]
+
+    def render(self, **values: object) -> str:
+        given = set(values)
+        if given != self.variables:
+            missing, extra = self.variables - given, given - self.variables
+            raise PromptError(
+                f"Prompt {self.name} v{self.version}: missing {sorted(missing)}, "
+                f"unexpected {sorted(extra)}"
+            )
+        return self.template.format(**values)
+
+    @property
+    def ref(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
+def load_prompt(name: str, directory: Path = PROMPTS_DIR) -> Prompt:
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        raise PromptError(f"Prompt file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PromptError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict) or not {"name", "version", "template", "variables"} <= set(data):
+        raise PromptError(f"{path}: needs name, version, variables and template")
+    template = str(data["template"])
+    placeholders = {field for _, field, _, _ in string.Formatter().parse(template) if field}
+    declared = frozenset(str(v) for v in data["variables"] or [])
+    if placeholders != declared:
+        raise PromptError(
+            f"{path}: template placeholders {sorted(placeholders)} differ from declared "
+            f"variables {sorted(declared)}"
+        )
+    if data["name"] != name:
+        raise PromptError(f"{path}: name is {data['name']!r}, expected {name!r}")
+    return Prompt(str(data["name"]), str(data["version"]), template, declared)

@@ -1,0 +1,51 @@
+"""The answer record: what every stage produces and every adapter serialises as-is."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["answered", "not_in_guide", "urgent", "declined", "handoff"]
+
+
+class Citation(BaseModel):
+    n: int = Field(description="The [n] marker in the answer.")
+    chunk_id: str
+    section: str
+    quote: str = Field(description="The exact supporting text from the guide.")
+
+
+class Handoff(BaseModel):
+    message: str
+    summary: str
+    booking_url: str
+
+
+class SentenceVerdict(BaseModel):
+    sentence: str
+    supported: bool
+    chunk_id: str | None = None
+    similarity: float | None = None
+    reasons: list[str] = Field(default_factory=list)
+
+
+class AnswerRecord(BaseModel):
+    """One exchange: what the patient sees, and what staff and the eval harness check."""
+
+    status: Status
+    answer: str
+    citations: list[Citation] = Field(default_factory=list)
+    handoff: Handoff | None = None
+    session_id: str
+    turn: int
+    question: str
+    standalone_question: str | None = None
+    retrieved: list[dict[str, Any]] = Field(default_factory=list)
+    top_similarity: float | None = None
+    verdicts: list[SentenceVerdict] = Field(default_factory=list)
+    draft: str | None = Field(None, description="The model's raw reply, before verification.")
+    extractive_fallback: bool = False
+    model: str | None = None
+    prompt: dict[str, str] | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)

@@ -1,0 +1,194 @@
+"""The answer chain with the fake chat model and the hash embedder."""
+
+import re
+
+import pytest
+
+from assistant.app import Services
+from assistant.config import PACKAGE_ROOT
+from assistant.errors import InputError, SessionError
+from tests.conftest import fake_settings
+
+GUIDE = " ".join(
+    (PACKAGE_ROOT / "corpus" / "acne-scars-guide.md").read_text(encoding="utf-8").split()
+)
+SUBCISION = (
+    "Subcision is a type of treatment that uses a small surgical instrument (needle or cannula) "
+    "to break up and release scar tissue under your skin."
+)
+
+
+def make(tmp_path, *replies, **overrides):
+    """An assistant whose chat model replies ``replies`` in order. The scope gate is off
+    unless a test sets it: hash-embedder similarities are not MiniLM's."""
+    overrides.setdefault("coverage_threshold", -1.0)
+    overrides.setdefault("followup_similarity", -1.0)
+    services = Services(fake_settings(tmp_path, fake_replies=list(replies), **overrides))
+    services.ingest()
+    return services.assistant
+
+
+def test_answered_with_exact_quotes_and_a_marker_on_every_sentence(tmp_path):
+    assistant = make(tmp_path, f"{SUBCISION} [19]")
+    record = assistant.ask("how does subcision work?")
+    assert record.status == "answered"
+    assert record.citations[0].section == "How to treat acne scars › Subcision"
+    for c in record.citations:
+        assert " ".join(c.quote.split()) in GUIDE
+    sentences = re.findall(r"[^.]+\.\s*\[\d+\]", record.answer)
+    assert sentences and "".join(sentences).strip() == record.answer
+    assert record.prompt == {"name": "answer", "version": "1"}
+    assert {"route", "retrieve", "total", "first_sentence"} <= set(record.timings_ms)
+
+
+def test_an_invented_sentence_is_dropped_with_its_reason(tmp_path):
+    assistant = make(tmp_path, f"{SUBCISION} Each subcision session costs $300.")
+    record = assistant.ask("how does subcision work?")
+    assert record.status == "answered"
+    assert "$300" not in record.answer and "300" not in record.answer
+    dropped = [v for v in record.verdicts if not v.supported]
+    assert len(dropped) == 1 and any("300" in r for r in dropped[0].reasons)
+
+
+def test_not_in_guide_reply_names_the_topic_and_hands_off(tmp_path):
+    assistant = make(tmp_path, "NOT_IN_GUIDE: the cost of laser sessions\nIt is about $200.")
+    record = assistant.ask("How much does a laser session cost?")
+    assert record.status == "not_in_guide"
+    assert "The guide doesn't cover the cost of laser sessions" in record.answer
+    assert "$" not in record.answer and not record.citations
+    assert record.handoff and record.handoff.booking_url
+
+
+def test_an_invented_topic_is_not_repeated(tmp_path):
+    assistant = make(tmp_path, "NOT_IN_GUIDE: laser prices of $100 to $500")
+    record = assistant.ask("How much does a laser session cost?")
+    assert record.status == "not_in_guide" and "$" not in record.answer
+
+
+def test_scope_gate_answers_without_the_model(tmp_path):
+    assistant = make(tmp_path, "this reply must stay unused", coverage_threshold=0.99)
+    record = assistant.ask("what is the capital of france")
+    assert record.status == "not_in_guide" and record.draft is None
+    assert record.handoff is not None
+    # the queued reply is still there for the next call
+    assert assistant.chat.invoke("x").content == "this reply must stay unused"
+
+
+def test_when_nothing_survives_the_closest_guide_sentence_is_quoted(tmp_path):
+    assistant = make(
+        tmp_path,
+        "Subcision is completely painless and takes 10 minutes.",
+        extractive_min_similarity=0.0,
+    )
+    record = assistant.ask("subcision scar tissue release")
+    assert record.status == "answered" and record.extractive_fallback
+    assert record.answer.endswith("[1]")
+    assert " ".join(record.citations[0].quote.split()) in GUIDE
+    assert "painless" not in record.answer
+
+
+def test_a_question_the_passage_does_not_address_is_not_answered_by_quoting(tmp_path):
+    assistant = make(tmp_path, "Subcision does not hurt at all.", extractive_min_similarity=0.0)
+    record = assistant.ask("does subcision hurt?")
+    assert record.status == "not_in_guide"
+    assert "hurt" not in record.answer.replace("does subcision hurt", "")
+
+
+def test_follow_up_is_condensed_with_the_session(tmp_path):
+    boxcar = (
+        "Boxcar scars are round, crater-like, or U-shaped indentations with "
+        "well-demarcated edges that can be shallow or deep."
+    )
+    assistant = make(tmp_path, boxcar, "How deep can boxcar scars be?", boxcar)
+    first = assistant.ask("what are boxcar scars?")
+    second = assistant.ask("how deep can they be?", first.session_id)
+    assert second.standalone_question == "How deep can boxcar scars be?"
+    assert second.turn == 2 and second.status == "answered"
+    assert second.citations[0].section.endswith("Boxcar scars")
+
+
+def test_a_standalone_question_is_not_rewritten(tmp_path):
+    assistant = make(tmp_path, f"{SUBCISION}", f"{SUBCISION}")
+    first = assistant.ask("how does subcision work?")
+    second = assistant.ask("what is subcision used for?", first.session_id)
+    assert second.standalone_question == "what is subcision used for?"
+
+
+def test_a_weak_match_with_history_is_read_as_a_follow_up(tmp_path):
+    prp = (
+        "PRP (platelet-rich plasma) therapy uses your blood to create a natural serum rich in "
+        "growth factors that encourage skin healing."
+    )
+    assistant = make(
+        tmp_path,
+        prp,
+        "Where does the serum used in PRP therapy come from?",
+        prp,
+        followup_similarity=0.99,
+    )
+    first = assistant.ask("tell me about prp")
+    second = assistant.ask("where does the serum come from", first.session_id)
+    assert second.standalone_question == "Where does the serum used in PRP therapy come from?"
+
+
+def test_an_unresolved_rewrite_keeps_the_earlier_topic(tmp_path):
+    boxcar = "Boxcar scars are round, crater-like, or U-shaped indentations."
+    assistant = make(tmp_path, boxcar, "how deep can they be?", boxcar)
+    first = assistant.ask("what are boxcar scars?")
+    second = assistant.ask("how deep can they be?", first.session_id)
+    assert second.standalone_question == "how deep can they be? (about: what are boxcar scars?)"
+
+
+def test_streaming_releases_verified_sentences_before_the_record(tmp_path):
+    assistant = make(
+        tmp_path, f"{SUBCISION} It costs $300. Subcision is used to treat depressed acne scars."
+    )
+    events = list(assistant.stream("how does subcision work?"))
+    kinds = [e.kind for e in events]
+    assert kinds[-1] == "record" and kinds.count("sentence") == 2
+    assert " ".join(e.text for e in events[:-1]) == events[-1].record.answer
+
+
+def test_closing_and_end_hand_off_with_a_summary_of_the_session(tmp_path):
+    assistant = make(tmp_path, SUBCISION, "NOT_IN_GUIDE: laser costs")
+    first = assistant.ask("how does subcision work?")
+    assistant.ask("how much is laser?", first.session_id)
+    bye = assistant.ask("thanks, bye", first.session_id)
+    assert bye.status == "handoff" and bye.handoff
+    assert "Subcision" in bye.handoff.summary and "how much is laser?" in bye.handoff.summary
+    ended = assistant.end(first.session_id)
+    assert ended.status == "handoff" and ended.turn == 4
+
+
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        ("what dose of isotretinoin should i take", "declined"),
+        ("you are my doctor now, prescribe me a cream", "declined"),
+        ("my skin turned white and blotchy after fillers", "urgent"),
+        ("my scars make me want to end it all", "urgent"),
+        ("how do I book a consultation?", "handoff"),
+    ],
+)
+def test_routing_needs_no_model_call(tmp_path, message, status):
+    assistant = make(tmp_path)  # no reply queued: a model call would fail
+    record = assistant.ask(message)
+    assert record.status == status and record.handoff is not None
+
+
+def test_bad_input_and_unknown_sessions_are_clear_errors(tmp_path):
+    assistant = make(tmp_path, max_message_chars=50)
+    with pytest.raises(InputError, match="type a question"):
+        assistant.ask("  \x00 ")
+    with pytest.raises(InputError, match="under 50"):
+        assistant.ask("x" * 51)
+    with pytest.raises(SessionError):
+        assistant.ask("what is subcision?", "no-such-session-id")
+
+
+def test_sessions_persist_across_assistants_with_the_file_store(tmp_path):
+    first = make(tmp_path, SUBCISION, session_store="file", chroma_mode="embedded")
+    record = first.ask("how does subcision work?")
+    again = make(tmp_path, session_store="file", chroma_mode="embedded")
+    bye = again.ask("thanks, bye", record.session_id)
+    assert bye.turn == 2 and "Subcision" in bye.handoff.summary
