@@ -12,6 +12,7 @@ guide does not cover it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -43,6 +44,29 @@ _FOLLOW_UP = re.compile(
 )
 
 
+_DANGLING = re.compile(r"^(these|they|this|it|those|that|such)\b", re.I)
+
+
+def _alike(a: str, b: str) -> bool:
+    """The same word, or a misspelling of it (character trigram overlap)."""
+    if a == b:
+        return True
+    if min(len(a), len(b)) < 4:
+        return False
+    ga, gb = _trigrams(a), _trigrams(b)
+    return len(ga & gb) / len(ga | gb) >= 0.5
+
+
+def _distinctive_heading_words(chunks: list[Chunk]) -> dict[str, set[str]]:
+    """For each section, the words of its own heading that no other heading uses."""
+    leaves = {c.section: content_stems(c.section.split(" › ")[-1]) for c in chunks}
+    counts: dict[str, int] = {}
+    for words in leaves.values():
+        for w in words:
+            counts[w] = counts.get(w, 0) + 1
+    return {section: {w for w in words if counts[w] == 1} for section, words in leaves.items()}
+
+
 def _same(a: str, b: str) -> bool:
     return re.sub(r"\W+", " ", a).strip().lower() == re.sub(r"\W+", " ", b).strip().lower()
 
@@ -55,12 +79,7 @@ def _trigrams(word: str) -> set[str]:
 def uncovered_words(question: str, passage: str) -> set[str]:
     """Content words of the question that the passage lacks, even allowing for typos."""
     have = content_stems(passage)
-    missing = set()
-    for word in content_stems(question) - have:
-        grams = _trigrams(word)
-        if not any(len(grams & _trigrams(h)) / len(grams | _trigrams(h)) >= 0.5 for h in have):
-            missing.add(word)
-    return missing
+    return {w for w in content_stems(question) - have if not any(_alike(w, h) for h in have)}
 
 
 @dataclass(frozen=True)
@@ -106,9 +125,11 @@ class Assistant:
         self.checker = checker
         self.sessions = sessions
         self.model_name = model_name
+        self.prefix_source = "cold"
         self.chunks = chunks
         self.by_id = {c.chunk_id: c for c in chunks}
         self.number_of = {c.chunk_id: i for i, c in enumerate(chunks, start=1)}
+        self._distinctive = _distinctive_heading_words(chunks)
         self.system_prompt = load_prompt("system", settings.prompts_dir)
         self.answer_prompt = load_prompt("answer", settings.prompts_dir)
         self.condense_prompt = load_prompt("condense", settings.prompts_dir)
@@ -125,13 +146,31 @@ class Assistant:
     # -- public API -----------------------------------------------------------------
 
     def warm(self) -> float:
-        """Process the shared system prefix now, so the first patient does not wait for it."""
+        """Process the shared system prefix now, so the first patient does not wait for it.
+
+        A local model restores the prefix saved by an earlier process when it matches
+        (same model file, same system prompt), and saves it otherwise."""
         started = time.perf_counter()
+        cache = self._prefix_cache_path()
+        if cache is not None and cache.exists() and self.chat.load_prefix(cache):
+            self.prefix_source = "restored"
+            return time.perf_counter() - started
         self.chat.invoke(
             [SystemMessage(self.system_text), HumanMessage("<question>hello</question>")],
             max_tokens=1,
         )
+        if cache is not None:
+            self.chat.save_prefix(cache)
+        self.prefix_source = "computed"
         return time.perf_counter() - started
+
+    def _prefix_cache_path(self):
+        if not self.settings.prefix_cache or not hasattr(self.chat, "save_prefix"):
+            return None
+        key = hashlib.sha256(
+            f"{self.chat.model_path}\n{self.chat.n_ctx}\n{self.system_text}".encode()
+        ).hexdigest()[:16]
+        return self.settings.data_dir / "cache" / f"prefix-{self.model_name}-{key}.npz"
 
     def ask(self, message: str, session_id: str | None = None) -> AnswerRecord:
         record = None
@@ -191,41 +230,84 @@ class Assistant:
         shown: list[str] = []
         verdicts: list[SentenceVerdict] = []
         draft = ""
+        previous_kept = True
         for sentence, draft in self._sentences(standalone, result):
             if draft.lstrip().startswith(NOT_IN_GUIDE):
                 break
             verdict, chunk_id, quote = self.verify(sentence, result)
+            if verdict.supported and not previous_kept and _DANGLING.match(verdict.sentence):
+                verdict.supported, chunk_id = False, None
+                verdict.reasons.append("refers back to a sentence that was dropped")
             verdicts.append(verdict)
+            previous_kept = verdict.supported
             if not verdict.supported or chunk_id is None:
                 continue
-            n = self._cite(citations, chunk_id, quote)
-            line = f"{strip_markers(sentence)} [{n}]"
-            shown.append(line)
-            if len(shown) == 1:
-                clock.since_start("first_sentence")
-            yield Event("sentence", text=line)
+            yield self._show(shown, citations, f"{strip_markers(sentence)}", chunk_id, quote, clock)
             if len(shown) >= self.settings.max_answer_sentences:
                 break
         clock.lap("generate_verify")
         base.draft, base.verdicts = draft, verdicts
 
-        if draft.lstrip().startswith(NOT_IN_GUIDE):
+        named = self.named_sections(standalone, result)
+        # The question names guide topics and the guide has every word it asks about.
+        covered = bool(named) and self._covers(standalone, named, result)
+        refused = draft.lstrip().startswith(NOT_IN_GUIDE) and not covered
+        if refused:
             yield Event("record", record=self._not_in_guide(base, draft, session))
             return
         if not shown:
             fallback = self.extractive(standalone, result)
-            if fallback is None:
+            if fallback is None and not covered:
                 yield Event("record", record=self._not_in_guide(base, None, session))
                 return
-            chunk_id, quote = fallback
-            n = self._cite(citations, chunk_id, quote)
-            shown.append(f"{quote} [{n}]")
-            clock.since_start("first_sentence")
+            if fallback is not None:
+                yield self._show(shown, citations, fallback[1], fallback[0], fallback[1], clock)
             base.extractive_fallback = True
-            yield Event("sentence", text=shown[-1])
+        # Every topic the question names gets its own guide sentence ("X vs Y").
+        cited = {c.chunk_id for c in citations}
+        for chunk in named:
+            if chunk.chunk_id not in cited and len(shown) < self.settings.max_answer_sentences:
+                quote = self._closest_sentence(standalone, chunk)
+                yield self._show(shown, citations, quote, chunk.chunk_id, quote, clock)
+                base.extractive_fallback = True
         base.answer = " ".join(shown)
         base.citations = citations
         yield Event("record", record=base)
+
+    def _show(self, shown, citations, sentence, chunk_id, quote, clock) -> Event:
+        n = self._cite(citations, chunk_id, quote)
+        shown.append(f"{sentence} [{n}]")
+        if len(shown) == 1:
+            clock.since_start("first_sentence")
+        return Event("sentence", text=shown[-1])
+
+    def named_sections(self, question: str, result: RetrievalResult) -> list[Chunk]:
+        """Retrieved sections whose own name the question uses ("fillers", "pie", "keloyd").
+
+        Only words that name one section count: "therapy" (laser and PRP) names none."""
+        asked = content_stems(question)
+        named: list[Chunk] = []
+        for hit in result.hits[:3]:
+            chunk = self.by_id[hit.chunk_id]
+            if chunk.ordinal or chunk.chunk_id in {c.chunk_id for c in named}:
+                continue
+            words = self._distinctive.get(chunk.section, set())
+            if any(_alike(w, a) for w in words for a in asked):
+                named.append(chunk)
+        return named
+
+    def _covers(self, question: str, named: list[Chunk], result: RetrievalResult) -> bool:
+        texts = [f"{c.section} {c.text}" for c in named]
+        texts += [f"{h.section} {h.text}" for h in result.hits[:3]]
+        return not uncovered_words(question, " ".join(texts))
+
+    def _closest_sentence(self, question: str, chunk: Chunk) -> str:
+        embed = self.checker.embeddings
+        q = embed.embed_query(question)
+        sentences = [s for p in chunk.text.split("\n\n") for s in split_sentences(p)]
+        vectors = embed.embed_documents(sentences)
+        scores = [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors]
+        return sentences[max(range(len(sentences)), key=scores.__getitem__)]
 
     def condense(self, text: str, session: Session) -> str:
         """A follow-up becomes a standalone question, using the patient's earlier messages."""

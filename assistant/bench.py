@@ -78,15 +78,65 @@ def measure(settings: Settings, queries: int = 240) -> dict[str, float | int | s
     }
 
 
+def measure_answers(settings: Settings, questions: int = 20) -> dict[str, float | int | str]:
+    """Cold start (model load + cached-prefix warm-up), then time to first verified
+    sentence and to the full answer over warm questions (single-turn answerable cases)."""
+    from assistant.evals.answers import load_cases
+
+    settings = settings.model_copy(update={"session_store": "memory"})
+    started = time.perf_counter()
+    services = Services(settings)
+    assistant = services.assistant
+    built = time.perf_counter()
+    warm_s = assistant.warm()
+    pool = [
+        c.conversation[0]
+        for c in load_cases()
+        if c.expected_status == "answered" and len(c.conversation) == 1
+    ]
+    first_ms, total_ms, statuses = [], [], []
+    for question in [pool[i % len(pool)] for i in range(questions)]:
+        t0 = time.perf_counter()
+        first = None
+        for event in assistant.stream(question):
+            if event.kind == "sentence" and first is None:
+                first = (time.perf_counter() - t0) * 1000
+        total_ms.append((time.perf_counter() - t0) * 1000)
+        statuses.append(event.record.status if event.record else "?")
+        if first is not None:
+            first_ms.append(first)
+    return {
+        "chat_model": assistant.model_name,
+        "llm_threads": settings.llm_threads,
+        "assistant_build_s": round(built - started, 2),
+        "prefix_warmup_s": round(warm_s, 2),
+        "questions": questions,
+        "answered": statuses.count("answered"),
+        "first_verified_sentence_p50_s": round(statistics.median(first_ms) / 1000, 2)
+        if first_ms
+        else None,
+        "first_verified_sentence_p95_s": round(_percentile(first_ms, 95) / 1000, 2)
+        if first_ms
+        else None,
+        "full_answer_p50_s": round(statistics.median(total_ms) / 1000, 2),
+        "full_answer_p95_s": round(_percentile(total_ms, 95) / 1000, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
 def render(results: dict[str, float | int | str]) -> str:
     width = max(len(k) for k in results)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in results.items())
 
 
-def run(settings: Settings, queries: int = 240, out: Path | None = None) -> dict:
-    results = measure(settings, queries)
+def run(settings: Settings, queries: int = 240, answers: int = 0, out: Path | None = None) -> dict:
+    results: dict = {"retrieval": measure(settings, queries)}
     print("Retrieval benchmark")
-    print(render(results))
+    print(render(results["retrieval"]))
+    if answers:
+        results["answers"] = measure_answers(settings, answers)
+        print("\nAnswer benchmark")
+        print(render(results["answers"]))
     text = json.dumps(results, indent=2)
     print(text)
     if out:

@@ -214,15 +214,30 @@ def eval_answers(
         out.write_text(answers.to_json(summary, results), encoding="utf-8")
 
 
+@eval_app.command("followups")
+def eval_followups(
+    model: Annotated[str | None, typer.Option(help="Packaged model for the local backend.")] = None,
+) -> None:
+    """How well follow-ups ("how deep can they be?") become standalone questions."""
+    from assistant.app import Services
+    from assistant.evals import followups
+
+    overrides = {"session_store": "memory"} | ({"llm_model": model} if model else {})
+    assistant = Services(load_settings(**overrides)).assistant
+    assistant.warm()
+    typer.echo(followups.render(followups.evaluate(assistant, followups.load_cases())))
+
+
 @app.command()
 def bench(
     queries: Annotated[int, typer.Option(min=10, help="Warm queries to time.")] = 240,
+    answers: Annotated[int, typer.Option(min=0, help="Warm answers to time (0: skip).")] = 20,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
-    """Time ingest, query embedding and retrieval; report peak memory."""
+    """Time retrieval and answers (first verified sentence, full answer); report peak memory."""
     from assistant import bench as bench_module
 
-    bench_module.run(load_settings(), queries=queries, out=out)
+    bench_module.run(load_settings(), queries=queries, answers=answers, out=out)
 
 
 def main() -> None:

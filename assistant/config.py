@@ -162,6 +162,11 @@ class Settings(BaseSettings):
         description="Packaged model for the local backend: qwen2.5-coder-1.5b, "
         "qwen2.5-coder-0.5b or smollm2-135m.",
     )
+    prefix_cache: bool = Field(
+        True,
+        description="Save the processed guide prefix under data_dir/cache so a restart "
+        "skips it (local backend).",
+    )
     llm_threads: int = Field(2, ge=1, le=64, description="llama.cpp threads.")
     llm_context: int = Field(4096, ge=512, le=32768, description="llama.cpp context, in tokens.")
     llm_max_tokens: int = Field(256, ge=1, le=4096, description="Longest reply, in tokens.")

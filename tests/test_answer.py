@@ -192,3 +192,29 @@ def test_sessions_persist_across_assistants_with_the_file_store(tmp_path):
     again = make(tmp_path, session_store="file", chroma_mode="embedded")
     bye = again.ask("thanks, bye", record.session_id)
     assert bye.turn == 2 and "Subcision" in bye.handoff.summary
+
+
+def test_a_refusal_is_overruled_when_the_question_names_topics_the_guide_covers(tmp_path):
+    assistant = make(tmp_path, "NOT_IN_GUIDE: whether pih is pie")
+    record = assistant.ask("pih vs pie")
+    assert record.status == "answered" and record.extractive_fallback
+    sections = {c.section.split(" › ")[-1] for c in record.citations}
+    assert sections == {
+        "Post-inflammatory hyperpigmentation (PIH)",
+        "Post-inflammatory erythema (PIE)",
+    }
+
+
+def test_a_comparison_gets_a_sentence_for_each_named_topic(tmp_path):
+    assistant = make(tmp_path, f"{SUBCISION} [19]")
+    record = assistant.ask("subcision vs dermal fillers")
+    sections = [c.section.split(" › ")[-1] for c in record.citations]
+    assert sections[0] == "Subcision" and "Dermal fillers" in sections
+
+
+def test_a_sentence_leaning_on_a_dropped_one_is_dropped_too(tmp_path):
+    keloid = "These are due to excess collagen and fibrous tissue growth."
+    assistant = make(tmp_path, f"Keloids never grow. {keloid}")
+    record = assistant.ask("what are keloids")
+    assert all(v.supported is False for v in record.verdicts)
+    assert "refers back" in " ".join(record.verdicts[1].reasons)
