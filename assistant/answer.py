@@ -26,10 +26,10 @@ from assistant.corpus import Chunk, split_sentences
 from assistant.handoff import build_handoff
 from assistant.prompts import load_prompt
 from assistant.records import AnswerRecord, Citation, SentenceVerdict
-from assistant.retrieve import HybridRetriever, RetrievalResult
+from assistant.retrieve import _STOP, HybridRetriever, RetrievalResult
 from assistant.safety import clean_message, route
 from assistant.sessions import Session, SessionStore, TurnSummary
-from assistant.verify import ClaimChecker, content_stems, strip_markers
+from assistant.verify import _GENERIC, ClaimChecker, content_stems, strip_markers
 
 NOT_IN_GUIDE = "NOT_IN_GUIDE"
 _MARKERS = re.compile(r"\[(\d+)\]")
@@ -44,17 +44,41 @@ _FOLLOW_UP = re.compile(
 )
 
 
+_PLAIN_WORDS = frozenset(_STOP | _GENERIC)  # a misspelling of these asks about nothing new
 _DANGLING = re.compile(r"^(these|they|this|it|those|that|such)\b", re.I)
 
 
-def _alike(a: str, b: str) -> bool:
-    """The same word, or a misspelling of it (character trigram overlap)."""
-    if a == b:
+def _edits(a: str, b: str, limit: int) -> int:
+    """Damerau-Levenshtein distance (adjacent swaps count once), stopping past ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def _alike(word: str, known: str) -> bool:
+    """``word`` (as typed) is ``known`` or a misspelling of it. Words of five letters or more
+    may be one edit away (two from eight letters); shorter ones only a swapped pair or a
+    dropped letter ("dose" for "does", "pik" for "pick"), so "cost" never passes for "most"."""
+    if word == known:
         return True
-    if min(len(a), len(b)) < 4:
+    if min(len(word), len(known)) < 3:
         return False
-    ga, gb = _trigrams(a), _trigrams(b)
-    return len(ga & gb) / len(ga | gb) >= 0.5
+    if min(len(word), len(known)) >= 5:
+        return _edits(word, known, 2) <= (2 if min(len(word), len(known)) >= 8 else 1)
+    if len(word) == len(known):  # a swapped pair of adjacent letters
+        return sorted(word) == sorted(known) and _edits(word, known, 1) == 1
+    return len(known) == len(word) + 1 and any(
+        known[:i] + known[i + 1 :] == word for i in range(len(known))
+    )
 
 
 def _distinctive_heading_words(chunks: list[Chunk]) -> dict[str, set[str]]:
@@ -78,7 +102,7 @@ def _trigrams(word: str) -> set[str]:
 
 def uncovered_words(question: str, passage: str) -> set[str]:
     """Content words of the question that the passage lacks, even allowing for typos."""
-    have = content_stems(passage)
+    have = content_stems(passage) | _PLAIN_WORDS
     return {w for w in content_stems(question) - have if not any(_alike(w, h) for h in have)}
 
 
@@ -252,6 +276,17 @@ class Assistant:
         # The question names guide topics and the guide has every word it asks about.
         covered = bool(named) and self._covers(standalone, named, result)
         refused = draft.lstrip().startswith(NOT_IN_GUIDE) and not covered
+        if not refused and not covered:
+            # Relevance gate: words the question asks about that neither the cited passages nor
+            # the top hits contain ("how many sessions", "does it hurt") mean the guide does not
+            # answer it, however true the sentences shown would be.
+            cited = [self.by_id[c.chunk_id] for c in citations]
+            context = " ".join(f"{c.section} {c.text}" for c in cited)
+            context += " " + " ".join(f"{h.section} {h.text}" for h in result.hits[:3])
+            missing = uncovered_words(standalone, context)
+            if missing:
+                base.gaps = sorted(missing)
+                refused = True
         if refused:
             yield Event("record", record=self._not_in_guide(base, draft, session))
             return
@@ -336,7 +371,9 @@ class Assistant:
         if not line or NOT_IN_GUIDE in line or len(line) > 3 * len(text) + 200:
             line = text
         if _same(line, text):  # the model did not resolve it: keep the topic alongside
-            previous = earlier[-1].standalone_question or earlier[-1].question
+            previous = (earlier[-1].standalone_question or earlier[-1].question).split(" (about: ")[
+                0
+            ]
             return f"{text} (about: {previous})"
         return line
 
@@ -461,12 +498,16 @@ class Assistant:
         self, base: AnswerRecord, draft: str | None, session: Session
     ) -> AnswerRecord:
         topic = None
-        if draft:
+        if draft and draft.lstrip().startswith(NOT_IN_GUIDE):
             named = draft.strip()[len(NOT_IN_GUIDE) :].lstrip(":").strip().splitlines()[0][:100]
             asked = content_stems(base.standalone_question or base.question)
             if named and content_stems(named) and content_stems(named) <= asked | {"cost", "price"}:
                 topic = named.rstrip(".")
-        what = topic or "that question"
+        what = topic or (
+            "that question (it says nothing about “" + "”, “".join(base.gaps) + "”)"
+            if base.gaps
+            else "that question"
+        )
         base.status = "not_in_guide"
         base.answer = (
             f"The guide doesn't cover {what}, so I can't answer it from the guide. "

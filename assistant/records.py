@@ -46,6 +46,9 @@ class AnswerRecord(BaseModel):
     verdicts: list[SentenceVerdict] = Field(default_factory=list)
     draft: str | None = Field(None, description="The model's raw reply, before verification.")
     extractive_fallback: bool = False
+    gaps: list[str] = Field(
+        default_factory=list, description="Words the question asks about that the guide lacks."
+    )
     model: str | None = None
     prompt: dict[str, str] | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)

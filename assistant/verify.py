@@ -231,10 +231,63 @@ _GENERIC = {
     "forms",
     "common",
 }
+# Chat spellings and contractions (after "'s", "'re"… are cut and "n't" becomes "nt").
+_GENERIC |= {
+    "what",
+    "whats",
+    "wat",
+    "wats",
+    "r",
+    "u",
+    "ur",
+    "im",
+    "pls",
+    "please",
+    "hi",
+    "hello",
+    "hey",
+    "ok",
+    "okay",
+    "tell",
+    "explain",
+    "know",
+    "want",
+    "dont",
+    "doesnt",
+    "isnt",
+    "arent",
+    "cant",
+    "wont",
+    "didnt",
+    "anything",
+    "everything",
+    "something",
+    "else",
+    "besides",
+    "apart",
+    "actual",
+    "actually",
+    "really",
+    "even",
+    "stuff",
+    "work",
+    "works",
+    "working",
+    "kind",
+    "kinds",
+    "type",
+    "types",
+    "sort",
+    "form",
+    "forms",
+    "common",
+}
 
 
 def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+(?:['’][a-z]+)?", text.lower())
+    """Lower-case words; contractions keep their first part ("what's" -> "what")."""
+    text = re.sub(r"['’](s|re|ll|ve|d|m)\b", "", text.lower()).replace("n't", "nt")
+    return re.findall(r"[a-z0-9]+", text)
 
 
 def content_stems(text: str) -> set[str]:
@@ -265,12 +318,20 @@ def _negated(text: str) -> bool:
     return bool(_NEGATION.search(_NOT_A_NEGATION.sub("", text)))
 
 
+_CATEGORY_IN_PASSAGE = re.compile(r"\b(?:type|kind|form|sort)s? of ((?:[a-z\-]+ ?){1,3})")
+
+
 def _category_problems(claim: str, context: str) -> list[str]:
-    """ "X is a type (kind, form, sort) of Y" needs such a phrase in the passage and Y's words."""
+    """ "X is a type (kind, form, sort) of Y" needs the passage to call something a type of Y:
+    the first word of Y must follow "type of" (or "types of", "kind of", …) in the passage."""
+    stated = [
+        [_stem(w) for w in _words(m.group(1)) if w not in _STOP]
+        for m in _CATEGORY_IN_PASSAGE.finditer(context.lower())
+    ]
     problems = []
-    has_category = re.search(r"\b(?:type|kind|form|sort)s? of\b", context.lower())
     for match in _CATEGORY.finditer(claim.lower()):
-        if not has_category or content_stems(match.group(1)) - content_stems(context):
+        wanted = [_stem(w) for w in _words(match.group(1)) if w not in _STOP]
+        if wanted and not any(wanted[0] in words for words in stated):
             problems.append(f"category not stated in the passage: {match.group(0)!r}")
     return problems
 

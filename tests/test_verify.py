@@ -8,6 +8,13 @@ LASER = (
     "stimulate your body’s natural production of new ones, smoothing out acne scars and "
     "reducing rough texture."
 )
+STRENGTHENING = (
+    "3. Strengthening. Your skin goes through a delicate balance between collagen "
+    "production and destruction—and the type of acne scar that forms depends on this "
+    "phase. Atrophic scars form when your body destroys the collagen during the "
+    "strengthening phase, while hypertrophic and keloid scars occur when your body "
+    "overproduces collagen (though rare)."
+)
 KELOIDS = (
     "Keloids extend beyond the borders of the original wound; they’re firm, red, raised, "
     "and can grow over time. These are due to excess collagen and fibrous tissue growth."
@@ -30,6 +37,7 @@ def test_verbatim_is_supported_with_an_exact_quote(checker):
         ("Laser sessions range from $100 to $500.", LASER, "number"),
         ("Laser therapy is painless.", LASER, "painless"),
         ("A keloid is a type of hypertrophic scar.", KELOIDS, "category"),
+        ("Keloids are a type of hypertrophic scar.", STRENGTHENING, "category"),
         ("Keloids do not extend beyond the borders of the original wound.", KELOIDS, "negation"),
         ("Keloids always grow over time.", KELOIDS, "always"),
     ],
