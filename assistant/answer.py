@@ -100,6 +100,29 @@ def _trigrams(word: str) -> set[str]:
     return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
 
+# Aspects of a treatment that patients often ask about and that a guide may not cover.
+# An aspect counts as missing only when the passages do not mention it themselves.
+_ASPECTS = {
+    "cost": r"\b(cost|costs|price|prices|pricing|expensive|cheap|afford|pay for|insurance)\b",
+    "pain": r"\b(hurt|hurts|painful|pain|sting|stings|numb|numbing|anesthe\w*|anaesthe\w*)\b",
+    "recovery": r"\b(recovery|recover|downtime|down time|heal time|healing time|how long)\b",
+    "sessions": r"\b(sessions?|appointments?|treatments? needed|how many times)\b",
+    "risks": r"\b(side effects?|risks?|risky|complications?|safe|safety|dangerous)\b",
+    "age": r"\b(age|ages|age limit|years old|too young|too old|teen|teenager)\b",
+    "pregnancy": r"\b(pregnan\w*|breast ?feeding)\b",
+}
+
+
+def missing_aspects(question: str, passages: str) -> list[str]:
+    """Aspects the question asks about that the passages never mention (by the same words)."""
+    q, p = question.lower(), passages.lower()
+    return [
+        re.search(pattern, q).group(0)  # type: ignore[union-attr]
+        for pattern in _ASPECTS.values()
+        if re.search(pattern, q) and not re.search(pattern, p)
+    ]
+
+
 def uncovered_words(question: str, passage: str) -> set[str]:
     """Content words of the question that the passage lacks, even allowing for typos."""
     have = content_stems(passage) | _PLAIN_WORDS
@@ -277,15 +300,15 @@ class Assistant:
         covered = bool(named) and self._covers(standalone, named, result)
         refused = draft.lstrip().startswith(NOT_IN_GUIDE) and not covered
         if not refused and not covered:
-            # Relevance gate: words the question asks about that neither the cited passages nor
-            # the top hits contain ("how many sessions", "does it hurt") mean the guide does not
-            # answer it, however true the sentences shown would be.
+            # Relevance gate: the question asks about an aspect patients often ask about (cost,
+            # pain, recovery, sessions, risks…) that neither the cited passages nor the top hits
+            # mention: the guide does not answer it, however true the sentences shown are.
             cited = [self.by_id[c.chunk_id] for c in citations]
             context = " ".join(f"{c.section} {c.text}" for c in cited)
             context += " " + " ".join(f"{h.section} {h.text}" for h in result.hits[:3])
-            missing = uncovered_words(standalone, context)
+            missing = missing_aspects(standalone, context)
             if missing:
-                base.gaps = sorted(missing)
+                base.gaps = missing
                 refused = True
         if refused:
             yield Event("record", record=self._not_in_guide(base, draft, session))
