@@ -44,6 +44,9 @@ _FOLLOW_UP = re.compile(
 )
 
 
+_CLAIM_WORDS = re.compile(
+    r"\b(is|are|was|were|can|cannot|can't|do|does|doesn't|don't|will|won't|not|no|never)\b", re.I
+)
 _PLAIN_WORDS = frozenset(_STOP | _GENERIC)  # a misspelling of these asks about nothing new
 _DANGLING = re.compile(r"^(these|they|this|it|those|that|such)\b", re.I)
 
@@ -524,7 +527,13 @@ class Assistant:
         if draft and draft.lstrip().startswith(NOT_IN_GUIDE):
             named = draft.strip()[len(NOT_IN_GUIDE) :].lstrip(":").strip().splitlines()[0][:100]
             asked = content_stems(base.standalone_question or base.question)
-            if named and content_stems(named) and content_stems(named) <= asked | {"cost", "price"}:
+            # a topic, not a claim: only the patient's own words, no verb or negation
+            if (
+                named
+                and content_stems(named)
+                and content_stems(named) <= asked | {"cost", "price"}
+                and not _CLAIM_WORDS.search(named)
+            ):
                 topic = named.rstrip(".")
         what = topic or (
             "that question (it says nothing about “" + "”, “".join(base.gaps) + "”)"

@@ -218,3 +218,10 @@ def test_a_sentence_leaning_on_a_dropped_one_is_dropped_too(tmp_path):
     record = assistant.ask("what are keloids")
     assert all(v.supported is False for v in record.verdicts)
     assert "refers back" in " ".join(record.verdicts[1].reasons)
+
+
+def test_a_refusal_that_makes_a_claim_is_not_repeated_as_the_topic(tmp_path):
+    assistant = make(tmp_path, "NOT_IN_GUIDE: dermabrasion can't do anything for wrinkles")
+    record = assistant.ask("can dermabrasion do anything for wrinkles")
+    assert record.status == "not_in_guide"
+    assert "can't do anything" not in record.answer
