@@ -33,7 +33,7 @@ index: install
 	$(BIN)/scarguide ingest
 
 run: index
-	$(BIN)/scarguide search
+	$(BIN)/scarguide chat
 
 test: install
 	$(BIN)/ruff check assistant tests

@@ -26,10 +26,11 @@ from assistant.corpus import Chunk, split_sentences
 from assistant.handoff import build_handoff
 from assistant.prompts import load_prompt
 from assistant.records import AnswerRecord, Citation, SentenceVerdict
-from assistant.retrieve import _STOP, HybridRetriever, RetrievalResult
+from assistant.retrieve import HybridRetriever, RetrievalResult
 from assistant.safety import clean_message, route
 from assistant.sessions import Session, SessionStore, TurnSummary
-from assistant.verify import _GENERIC, ClaimChecker, content_stems, strip_markers
+from assistant.verify import ClaimChecker, strip_markers
+from assistant.words import alike, content_stems, missing_aspects, uncovered_words
 
 NOT_IN_GUIDE = "NOT_IN_GUIDE"
 _MARKERS = re.compile(r"\[(\d+)\]")
@@ -47,41 +48,7 @@ _FOLLOW_UP = re.compile(
 _CLAIM_WORDS = re.compile(
     r"\b(is|are|was|were|can|cannot|can't|do|does|doesn't|don't|will|won't|not|no|never)\b", re.I
 )
-_PLAIN_WORDS = frozenset(_STOP | _GENERIC)  # a misspelling of these asks about nothing new
 _DANGLING = re.compile(r"^(these|they|this|it|those|that|such)\b", re.I)
-
-
-def _edits(a: str, b: str, limit: int) -> int:
-    """Damerau-Levenshtein distance (adjacent swaps count once), stopping past ``limit``."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i] + [0] * len(b)
-        for j, cb in enumerate(b, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        previous2, previous = previous, current
-    return previous[-1]
-
-
-def _alike(word: str, known: str) -> bool:
-    """``word`` (as typed) is ``known`` or a misspelling of it. Words of five letters or more
-    may be one edit away (two from eight letters); shorter ones only a swapped pair or a
-    dropped letter ("dose" for "does", "pik" for "pick"), so "cost" never passes for "most"."""
-    if word == known:
-        return True
-    if min(len(word), len(known)) < 3:
-        return False
-    if min(len(word), len(known)) >= 5:
-        return _edits(word, known, 2) <= (2 if min(len(word), len(known)) >= 8 else 1)
-    if len(word) == len(known):  # a swapped pair of adjacent letters
-        return sorted(word) == sorted(known) and _edits(word, known, 1) == 1
-    return len(known) == len(word) + 1 and any(
-        known[:i] + known[i + 1 :] == word for i in range(len(known))
-    )
 
 
 def _distinctive_heading_words(chunks: list[Chunk]) -> dict[str, set[str]]:
@@ -96,40 +63,6 @@ def _distinctive_heading_words(chunks: list[Chunk]) -> dict[str, set[str]]:
 
 def _same(a: str, b: str) -> bool:
     return re.sub(r"\W+", " ", a).strip().lower() == re.sub(r"\W+", " ", b).strip().lower()
-
-
-def _trigrams(word: str) -> set[str]:
-    padded = f"^{word}$"
-    return {padded[i : i + 3] for i in range(len(padded) - 2)}
-
-
-# Aspects of a treatment that patients often ask about and that a guide may not cover.
-# An aspect counts as missing only when the passages do not mention it themselves.
-_ASPECTS = {
-    "cost": r"\b(cost|costs|price|prices|pricing|expensive|cheap|afford|pay for|insurance)\b",
-    "pain": r"\b(hurt|hurts|painful|pain|sting|stings|numb|numbing|anesthe\w*|anaesthe\w*)\b",
-    "recovery": r"\b(recovery|recover|downtime|down time|heal time|healing time|how long)\b",
-    "sessions": r"\b(sessions?|appointments?|treatments? needed|how many times)\b",
-    "risks": r"\b(side effects?|risks?|risky|complications?|safe|safety|dangerous)\b",
-    "age": r"\b(age|ages|age limit|years old|too young|too old|teen|teenager)\b",
-    "pregnancy": r"\b(pregnan\w*|breast ?feeding)\b",
-}
-
-
-def missing_aspects(question: str, passages: str) -> list[str]:
-    """Aspects the question asks about that the passages never mention (by the same words)."""
-    q, p = question.lower(), passages.lower()
-    return [
-        re.search(pattern, q).group(0)  # type: ignore[union-attr]
-        for pattern in _ASPECTS.values()
-        if re.search(pattern, q) and not re.search(pattern, p)
-    ]
-
-
-def uncovered_words(question: str, passage: str) -> set[str]:
-    """Content words of the question that the passage lacks, even allowing for typos."""
-    have = content_stems(passage) | _PLAIN_WORDS
-    return {w for w in content_stems(question) - have if not any(_alike(w, h) for h in have)}
 
 
 @dataclass(frozen=True)
@@ -353,7 +286,7 @@ class Assistant:
             if chunk.ordinal or chunk.chunk_id in {c.chunk_id for c in named}:
                 continue
             words = self._distinctive.get(chunk.section, set())
-            if any(_alike(w, a) for w in words for a in asked):
+            if any(alike(w, a) for w in words for a in asked):
                 named.append(chunk)
         return named
 

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import bm25s
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -24,22 +23,14 @@ from pydantic import ConfigDict
 
 from assistant.config import Settings
 from assistant.index import GuideIndex
+from assistant.words import STOP, stem
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(STOPWORDS_EN_PLUS)
-
-
-def _stem(word: str) -> str:
-    """A deliberately light stemmer: plural and a few verb endings."""
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ss"):
-            return word[: -len(suffix)]
-    return word
 
 
 def word_tokens(text: str) -> list[str]:
     """Lower-cased, lightly stemmed content words."""
-    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
+    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOP]
 
 
 def trigrams(word: str) -> list[str]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from langchain_core.embeddings import Embeddings
 
 from assistant.corpus import split_sentences
-from assistant.retrieve import _STOP, _stem
+from assistant.words import STOP, content_stems, stem, words
 
 _NUMBER = re.compile(r"\$?\d+(?:[.,]\d+)?\s*(?:%|mm|cm|percent)?")
 _NUMBER_WORDS = {
@@ -102,205 +102,11 @@ _NOT_SUPERLATIVE = {
 }
 # "X is a type of Y": Y must be what the passage says X is a type of.
 _CATEGORY = re.compile(r"\b(?:type|kind|form|sort) of ((?:[a-z\-]+ ){0,2}[a-z\-]+)")
-# Words a plain answer may add without adding a claim.
-_GENERIC = {
-    "you",
-    "your",
-    "yours",
-    "can",
-    "may",
-    "might",
-    "also",
-    "help",
-    "helps",
-    "helping",
-    "used",
-    "use",
-    "uses",
-    "using",
-    "called",
-    "known",
-    "means",
-    "mean",
-    "refer",
-    "refers",
-    "guide",
-    "says",
-    "according",
-    "which",
-    "that",
-    "this",
-    "these",
-    "those",
-    "they",
-    "them",
-    "their",
-    "there",
-    "here",
-    "what",
-    "when",
-    "where",
-    "how",
-    "who",
-    "why",
-    "is",
-    "are",
-    "was",
-    "be",
-    "been",
-    "being",
-    "do",
-    "does",
-    "did",
-    "have",
-    "has",
-    "had",
-    "its",
-    "it's",
-    "like",
-    "such",
-    "some",
-    "other",
-    "others",
-    "another",
-    "one",
-    "ones",
-    "something",
-    "thing",
-    "things",
-    "usually",
-    "typically",
-    "generally",
-    "often",
-    "way",
-    "ways",
-    "make",
-    "makes",
-    "made",
-    "get",
-    "gets",
-    "got",
-    "look",
-    "looks",
-    "very",
-    "just",
-    "so",
-    "then",
-    "than",
-    "acne",
-    "scar",
-    "scars",
-    "scarring",
-    "skin",
-    "treatment",
-    "treatments",
-    "treat",
-    "treats",
-    "treated",
-    "treating",
-    "happen",
-    "happens",
-    "cause",
-    "caused",
-    "causes",
-    "because",
-    "due",
-    "result",
-    "results",
-    "lead",
-    "leads",
-    "anything",
-    "everything",
-    "else",
-    "besides",
-    "apart",
-    "actual",
-    "actually",
-    "really",
-    "even",
-    "stuff",
-    "work",
-    "works",
-    "working",
-    "kind",
-    "kinds",
-    "type",
-    "types",
-    "sort",
-    "form",
-    "forms",
-    "common",
-}
-# Chat spellings and contractions (after "'s", "'re"… are cut and "n't" becomes "nt").
-_GENERIC |= {
-    "what",
-    "whats",
-    "wat",
-    "wats",
-    "r",
-    "u",
-    "ur",
-    "im",
-    "pls",
-    "please",
-    "hi",
-    "hello",
-    "hey",
-    "ok",
-    "okay",
-    "tell",
-    "explain",
-    "know",
-    "want",
-    "dont",
-    "doesnt",
-    "isnt",
-    "arent",
-    "cant",
-    "wont",
-    "didnt",
-    "anything",
-    "everything",
-    "something",
-    "else",
-    "besides",
-    "apart",
-    "actual",
-    "actually",
-    "really",
-    "even",
-    "stuff",
-    "work",
-    "works",
-    "working",
-    "kind",
-    "kinds",
-    "type",
-    "types",
-    "sort",
-    "form",
-    "forms",
-    "common",
-}
-
-
-def _words(text: str) -> list[str]:
-    """Lower-case words; contractions keep their first part ("what's" -> "what")."""
-    text = re.sub(r"['’](s|re|ll|ve|d|m)\b", "", text.lower()).replace("n't", "nt")
-    return re.findall(r"[a-z0-9]+", text)
-
-
-def content_stems(text: str) -> set[str]:
-    return {
-        _stem(w)
-        for w in _words(text)
-        if w not in _STOP and w not in _GENERIC and not w.isdigit() and len(w) > 2
-    }
 
 
 def _numbers(text: str) -> set[str]:
     found = {re.sub(r"\s+", "", m.group(0)).rstrip(".,").lower() for m in _NUMBER.finditer(text)}
-    found |= {w for w in _words(text) if w in _NUMBER_WORDS}
+    found |= {w for w in words(text) if w in _NUMBER_WORDS}
     return {n for n in found if n}
 
 
@@ -309,7 +115,7 @@ def _digits(text: str) -> set[str]:
 
 
 def _cues(text: str) -> set[str]:
-    lowered = f" {' '.join(_words(text))} "
+    lowered = f" {' '.join(words(text))} "
     cues = {c for c in _CUES if f" {c} " in lowered}
     return cues | {w for w in _SUPERLATIVE.findall(lowered) if w not in _NOT_SUPERLATIVE}
 
@@ -325,12 +131,12 @@ def _category_problems(claim: str, context: str) -> list[str]:
     """ "X is a type (kind, form, sort) of Y" needs the passage to call something a type of Y:
     the first word of Y must follow "type of" (or "types of", "kind of", …) in the passage."""
     stated = [
-        [_stem(w) for w in _words(m.group(1)) if w not in _STOP]
+        [stem(w) for w in words(m.group(1)) if w not in STOP]
         for m in _CATEGORY_IN_PASSAGE.finditer(context.lower())
     ]
     problems = []
     for match in _CATEGORY.finditer(claim.lower()):
-        wanted = [_stem(w) for w in _words(match.group(1)) if w not in _STOP]
+        wanted = [stem(w) for w in words(match.group(1)) if w not in STOP]
         if wanted and not any(wanted[0] in words for words in stated):
             problems.append(f"category not stated in the passage: {match.group(0)!r}")
     return problems
@@ -401,7 +207,7 @@ class ClaimChecker:
         missing_numbers = {
             n for n in _numbers(claim) if not (_digits(n) and _digits(n) <= _digits(context))
         }
-        missing_numbers -= {n for n in missing_numbers if n in _words(context)}
+        missing_numbers -= {n for n in missing_numbers if n in words(context)}
         if missing_numbers:
             reasons.append(f"number(s) not in the passage: {', '.join(sorted(missing_numbers))}")
         if _negated(claim) != _negated(quote):

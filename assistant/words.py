@@ -1,0 +1,125 @@
+"""Words: the small lexical toolkit the retriever, the claim checker and the answer chain share.
+
+Lower-casing, contractions, stop words, a light stemmer, the words an answer may add
+without adding a claim, typo-tolerant word matching, and the aspects patients ask about
+that a guide may not cover.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+STOP = frozenset(STOPWORDS_EN_PLUS)
+
+
+def stem(word: str) -> str:
+    """A deliberately light stemmer: plural and a few verb endings."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ss"):
+            return word[: -len(suffix)]
+    return word
+
+
+# Words a plain answer (or a patient's chat spelling) may use without adding a claim;
+# contractions arrive cut ("what's" -> "what", "don't" -> "dont").
+GENERIC = frozenset(
+    """
+    according acne actual actually also another anything apart are arent be because been
+    being besides called can cant cause caused causes common did didnt do does doesnt
+    dont due else even everything explain form forms generally get gets got guide had
+    happen happens has have hello help helping helps here hey hi how im is isnt it's its
+    just kind kinds know known lead leads like look looks made make makes may mean means
+    might often ok okay one ones other others please pls r really refer refers result
+    results says scar scarring scars skin so some something sort stuff such tell than
+    that their them then there these they thing things this those treat treated treating
+    treatment treatments treats type types typically u ur use used uses using usually
+    very want was wat wats way ways what whats when where which who why wont work
+    working works you your yours
+    """.split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words; contractions keep their first part ("what's" -> "what")."""
+    text = re.sub(r"['’](s|re|ll|ve|d|m)\b", "", text.lower()).replace("n't", "nt")
+    return re.findall(r"[a-z0-9]+", text)
+
+
+def content_stems(text: str) -> set[str]:
+    return {
+        stem(w)
+        for w in words(text)
+        if w not in STOP and w not in GENERIC and not w.isdigit() and len(w) > 2
+    }
+
+
+def edits(a: str, b: str, limit: int) -> int:
+    """Damerau-Levenshtein distance (adjacent swaps count once), stopping past ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def alike(word: str, known: str) -> bool:
+    """``word`` (as typed) is ``known`` or a misspelling of it. Words of five letters or more
+    may be one edit away (two from eight letters); shorter ones only a swapped pair or a
+    dropped letter ("dose" for "does", "pik" for "pick"), so "cost" never passes for "most"."""
+    if word == known:
+        return True
+    if min(len(word), len(known)) < 3:
+        return False
+    if min(len(word), len(known)) >= 5:
+        return edits(word, known, 2) <= (2 if min(len(word), len(known)) >= 8 else 1)
+    if len(word) == len(known):  # a swapped pair of adjacent letters
+        return sorted(word) == sorted(known) and edits(word, known, 1) == 1
+    return len(known) == len(word) + 1 and any(
+        known[:i] + known[i + 1 :] == word for i in range(len(known))
+    )
+
+
+def trigrams(word: str) -> set[str]:
+    padded = f"^{word}$"
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+# Aspects of a treatment that patients often ask about and that a guide may not cover.
+# An aspect counts as missing only when the passages do not mention it themselves.
+ASPECTS = {
+    "cost": r"\b(cost|costs|price|prices|pricing|expensive|cheap|afford|pay for|insurance)\b",
+    "pain": r"\b(hurt|hurts|painful|pain|sting|stings|numb|numbing|anesthe\w*|anaesthe\w*)\b",
+    "recovery": r"\b(recovery|recover|downtime|down time|heal time|healing time|how long)\b",
+    "sessions": r"\b(sessions?|appointments?|treatments? needed|how many times)\b",
+    "risks": r"\b(side effects?|risks?|risky|complications?|safe|safety|dangerous)\b",
+    "age": r"\b(age|ages|age limit|years old|too young|too old|teen|teenager)\b",
+    "pregnancy": r"\b(pregnan\w*|breast ?feeding)\b",
+}
+
+
+def missing_aspects(question: str, passages: str) -> list[str]:
+    """Aspects the question asks about that the passages never mention (by the same words)."""
+    q, p = question.lower(), passages.lower()
+    return [
+        re.search(pattern, q).group(0)  # type: ignore[union-attr]
+        for pattern in ASPECTS.values()
+        if re.search(pattern, q) and not re.search(pattern, p)
+    ]
+
+
+PLAIN_WORDS = STOP | GENERIC  # a misspelling of these asks about nothing new
+
+
+def uncovered_words(question: str, passage: str) -> set[str]:
+    """Content words of the question that the passage lacks, even allowing for typos."""
+    have = content_stems(passage) | PLAIN_WORDS
+    return {w for w in content_stems(question) - have if not any(alike(w, h) for h in have)}
