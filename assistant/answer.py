@@ -23,7 +23,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from assistant.config import Settings
 from assistant.corpus import Chunk, split_sentences
-from assistant.handoff import build_handoff
+from assistant.handoff import build_handoff, summarise
 from assistant.prompts import load_prompt
 from assistant.records import AnswerRecord, Citation, SentenceVerdict
 from assistant.retrieve import HybridRetriever, RetrievalResult
@@ -134,6 +134,9 @@ class Assistant:
         A local model restores the prefix saved by an earlier process when it matches
         (same model file, same system prompt), and saves it otherwise."""
         started = time.perf_counter()
+        if not hasattr(self.chat, "save_prefix"):  # a server or a fake: nothing to warm here
+            self.prefix_source = "not applicable"
+            return 0.0
         cache = self._prefix_cache_path()
         if cache is not None and cache.exists() and self.chat.load_prefix(cache):
             self.prefix_source = "restored"
@@ -148,7 +151,7 @@ class Assistant:
         return time.perf_counter() - started
 
     def _prefix_cache_path(self):
-        if not self.settings.prefix_cache or not hasattr(self.chat, "save_prefix"):
+        if not self.settings.prefix_cache:
             return None
         key = hashlib.sha256(
             f"{self.chat.model_path}\n{self.chat.n_ctx}\n{self.system_text}".encode()
@@ -184,6 +187,8 @@ class Assistant:
         clock.since_start("total")
         record.timings_ms = {**clock.marks, **record.timings_ms}
         self._remember(session, record)
+        if record.handoff is not None:  # the summary includes this turn
+            record.handoff.summary = summarise(session)
         yield Event("record", record=record)
 
     def end(self, session_id: str) -> AnswerRecord:
@@ -303,6 +308,11 @@ class Assistant:
         scores = [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors]
         return sentences[max(range(len(sentences)), key=scores.__getitem__)]
 
+    def _ready(self) -> None:
+        """Warm the model (restoring a saved prefix) before its first call in this process."""
+        if self.prefix_source == "cold":
+            self.warm()
+
     def condense(self, text: str, session: Session) -> str:
         """A follow-up becomes a standalone question, using the patient's earlier messages."""
         earlier = (
@@ -315,6 +325,7 @@ class Assistant:
             if self.retriever.search(text).top_similarity >= self.settings.followup_similarity:
                 return text
         history = "\n".join(f"- {t.standalone_question or t.question}" for t in earlier)
+        self._ready()
         reply = self.chat.invoke(
             [
                 SystemMessage(self.system_text),
@@ -346,6 +357,7 @@ class Assistant:
             HumanMessage(self.answer_prompt.render(**values)),
         ]
         draft, buffer = "", ""
+        self._ready()
         for chunk in self.chat.stream(messages):
             piece = str(chunk.content)
             draft += piece

@@ -225,3 +225,9 @@ def test_a_refusal_that_makes_a_claim_is_not_repeated_as_the_topic(tmp_path):
     record = assistant.ask("can dermabrasion do anything for wrinkles")
     assert record.status == "not_in_guide"
     assert "can't do anything" not in record.answer
+
+
+def test_a_not_in_guide_handoff_summarises_the_turn_itself(tmp_path):
+    assistant = make(tmp_path, "NOT_IN_GUIDE: the cost of laser sessions")
+    record = assistant.ask("How much does a laser session cost?")
+    assert "How much does a laser session cost?" in record.handoff.summary
