@@ -121,10 +121,13 @@ class Assistant:
                 f"[{self.number_of[c.chunk_id]}] ({c.section}) {' '.join(c.text.split())}"
                 for c in chunks
             ),
-            example_citation=next(
-                (self.number_of[c.chunk_id] for c in chunks if "Rolling scars are" in c.text), 1
-            ),
+            example_citation=self._number_of_passage("Rolling scars are"),
+            laser_citation=self._number_of_passage("Laser therapy uses"),
         )
+
+    def _number_of_passage(self, start: str) -> int:
+        """The number of the passage starting with ``start`` (for the prompt's examples)."""
+        return next((self.number_of[c.chunk_id] for c in self.chunks if c.text.startswith(start)), 1)
 
     # -- public API -----------------------------------------------------------------
 
@@ -222,6 +225,8 @@ class Assistant:
         for sentence, draft in self._sentences(standalone, result):
             if draft.lstrip().startswith(NOT_IN_GUIDE):
                 break
+            if len(verdicts) >= 2 * self.settings.max_answer_sentences:
+                break  # a rambling draft: stop reading (and generating) it
             verdict, chunk_id, quote = self.verify(sentence, result)
             if verdict.supported and not previous_kept and _DANGLING.match(verdict.sentence):
                 verdict.supported, chunk_id = False, None

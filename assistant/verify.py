@@ -186,6 +186,15 @@ class ClaimChecker:
     max_novelty_if_similar: float = 0.5
     similar: float = 0.75
     _cache: dict[str, tuple[list[str], list[list[float]]]] = field(default_factory=dict)
+    _claims: dict[str, list[float]] = field(default_factory=dict)
+
+    def _claim_vector(self, claim: str) -> list[float]:
+        """A claim is checked against several passages: embed it once."""
+        if claim not in self._claims:
+            if len(self._claims) > 256:
+                self._claims.clear()
+            self._claims[claim] = self.embeddings.embed_query(claim)
+        return self._claims[claim]
 
     def _passage(self, passage: str) -> tuple[list[str], list[list[float]]]:
         if passage not in self._cache:
@@ -196,7 +205,7 @@ class ClaimChecker:
     def check(self, sentence: str, passage: str, section: str = "") -> Verdict:
         claim = strip_markers(sentence)
         sentences, vectors = self._passage(passage)
-        claim_vector = self.embeddings.embed_query(claim)
+        claim_vector = self._claim_vector(claim)
         sims = [_cosine(claim_vector, v) for v in vectors]
         best = max(range(len(sims)), key=sims.__getitem__)
         similarity = sims[best]
