@@ -127,7 +127,9 @@ class Assistant:
 
     def _number_of_passage(self, start: str) -> int:
         """The number of the passage starting with ``start`` (for the prompt's examples)."""
-        return next((self.number_of[c.chunk_id] for c in self.chunks if c.text.startswith(start)), 1)
+        return next(
+            (self.number_of[c.chunk_id] for c in self.chunks if c.text.startswith(start)), 1
+        )
 
     # -- public API -----------------------------------------------------------------
 
@@ -346,10 +348,9 @@ class Assistant:
         if not line or NOT_IN_GUIDE in line or len(line) > 3 * len(text) + 200:
             line = text
         if _same(line, text):  # the model did not resolve it: keep the topic alongside
-            previous = (earlier[-1].standalone_question or earlier[-1].question).split(" (about: ")[
-                0
-            ]
-            return f"{text} (about: {previous})"
+            previous = earlier[-1].standalone_question or earlier[-1].question
+            previous = previous.split(" — ")[-1].rstrip(" ?.")
+            return f"{previous} — {text}"
         return line
 
     def _sentences(self, question: str, result: RetrievalResult) -> Iterator[tuple[str, str]]:
@@ -385,7 +386,7 @@ class Assistant:
     ) -> tuple[SentenceVerdict, str | None, str]:
         """Check a sentence against the passages it cites, then the retrieved ones;
         returns the verdict, the supporting chunk and the quote it rests on."""
-        claim = strip_markers(sentence)
+        claim, question = strip_markers(sentence), result.query
         if not claim or not re.search(r"[A-Za-z]{3}", claim):
             return SentenceVerdict(sentence=claim, supported=False, reasons=["empty"]), None, ""
         if not re.match(r"[A-Z0-9“\"(]", claim) or _ECHO.match(claim):
@@ -400,7 +401,7 @@ class Assistant:
         best = None
         for chunk_id in candidates:
             chunk = self.by_id[chunk_id]
-            verdict = self.checker.check(claim, chunk.text, chunk.section)
+            verdict = self.checker.check(claim, chunk.text, chunk.section, question)
             if verdict.supported and chunk_id in cited:
                 best = (verdict, chunk_id)
                 break

@@ -202,7 +202,9 @@ class ClaimChecker:
             self._cache[passage] = (sentences, self.embeddings.embed_documents(sentences))
         return self._cache[passage]
 
-    def check(self, sentence: str, passage: str, section: str = "") -> Verdict:
+    def check(self, sentence: str, passage: str, section: str = "", question: str = "") -> Verdict:
+        """``question``: the patient's words an answer may echo without adding content
+        ("sink in", "stick up"); numbers, negations and claim words still count."""
         claim = strip_markers(sentence)
         sentences, vectors = self._passage(passage)
         claim_vector = self._claim_vector(claim)
@@ -230,7 +232,7 @@ class ClaimChecker:
             reasons.append("comparison not made in the passage")
         reasons.extend(_category_problems(claim, context))
         claim_stems = content_stems(claim)
-        new = claim_stems - content_stems(context)
+        new = claim_stems - content_stems(context) - content_stems(question)
         novelty = len(new) / len(claim_stems) if claim_stems else 0.0
         allowed = self.max_novelty_if_similar if similarity >= self.similar else self.max_novelty
         if novelty > allowed:

@@ -136,7 +136,7 @@ def test_an_unresolved_rewrite_keeps_the_earlier_topic(tmp_path):
     assistant = make(tmp_path, boxcar, "how deep can they be?", boxcar)
     first = assistant.ask("what are boxcar scars?")
     second = assistant.ask("how deep can they be?", first.session_id)
-    assert second.standalone_question == "how deep can they be? (about: what are boxcar scars?)"
+    assert second.standalone_question == "what are boxcar scars — how deep can they be?"
 
 
 def test_streaming_releases_verified_sentences_before_the_record(tmp_path):

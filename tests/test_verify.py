@@ -57,3 +57,16 @@ def test_the_labelled_set_is_well_formed():
     sentences = {c.sentence for c in cases}
     assert "Laser sessions range from $100 to $500." in sentences
     assert "A keloid is a type of hypertrophic scar." in sentences
+
+
+def test_the_patients_own_words_do_not_count_as_new_content(checker):
+    claim = (
+        "Some scars sink in because collagen is lost, while others stick up from excess collagen."
+    )
+    passage = (
+        "Atrophic scars form when your body destroys the collagen, while hypertrophic and "
+        "keloid scars occur when your body overproduces collagen (though rare)."
+    )
+    question = "why do some scars sink in and others stick up"
+    assert "sink" in " ".join(checker.check(claim, passage).reasons)
+    assert "sink" not in " ".join(checker.check(claim, passage, question=question).reasons)
