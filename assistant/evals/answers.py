@@ -127,7 +127,10 @@ def run_case(assistant: Assistant, case: AnswerCase, guide_text: str) -> CaseRes
     by_n = {c.n: c for c in record.citations}
     for sentence, numbers in sentences:
         chunks = [assistant.by_id[by_n[n].chunk_id] for n in numbers if n in by_n]
-        if not any(assistant.checker.check(sentence, c.text, c.section).supported for c in chunks):
+        question = record.standalone_question or record.question
+        if not any(
+            assistant.checker.check(sentence, c.text, c.section, question).supported for c in chunks
+        ):
             unsupported += 1
     return CaseResult(
         id=case.id,
