@@ -273,7 +273,7 @@ class Assistant:
         cited = {c.chunk_id for c in citations}
         for chunk in named:
             if chunk.chunk_id not in cited and len(shown) < self.settings.max_answer_sentences:
-                quote = self._closest_sentence(standalone, chunk)
+                _, quote = self._closest_sentence(standalone, chunk)
                 yield self._show(shown, citations, quote, chunk.chunk_id, quote, clock)
                 base.extractive_fallback = True
         base.answer = " ".join(shown)
@@ -307,13 +307,13 @@ class Assistant:
         texts += [f"{h.section} {h.text}" for h in result.hits[:3]]
         return not uncovered_words(question, " ".join(texts))
 
-    def _closest_sentence(self, question: str, chunk: Chunk) -> str:
-        embed = self.checker.embeddings
-        q = embed.embed_query(question)
-        sentences = [s for p in chunk.text.split("\n\n") for s in split_sentences(p)]
-        vectors = embed.embed_documents(sentences)
+    def _closest_sentence(self, question: str, chunk: Chunk) -> tuple[float, str]:
+        """(similarity, sentence) of the passage sentence closest to the question."""
+        q = self.checker.embeddings.embed_query(question)
+        sentences, vectors = self.checker.passage_sentences(chunk.text)
         scores = [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors]
-        return sentences[max(range(len(sentences)), key=scores.__getitem__)]
+        best = max(range(len(sentences)), key=scores.__getitem__)
+        return scores[best], sentences[best]
 
     def _ready(self) -> None:
         """Warm the model (restoring a saved prefix) before its first call in this process."""
@@ -428,21 +428,19 @@ class Assistant:
         """The guide sentence most similar to the question, if similar enough and if its
         passage mentions everything the question asks about (else the guide likely does not
         answer it: "does microneedling hurt?" finds microneedling, but nothing on pain)."""
-        embed = self.checker.embeddings
-        q = embed.embed_query(question)
-        best: tuple[float, str, str] | None = None
-        for hit in result.hits[:3]:
-            sentences = [s for p in hit.text.split("\n\n") for s in split_sentences(p)]
-            for sentence, vector in zip(sentences, embed.embed_documents(sentences), strict=True):
-                sim = sum(a * b for a, b in zip(q, vector, strict=True))
-                if best is None or sim > best[0]:
-                    best = (sim, hit.chunk_id, sentence)
-        if best is None or best[0] < self.settings.extractive_min_similarity:
+        scored = [
+            (*self._closest_sentence(question, self.by_id[h.chunk_id]), h.chunk_id)
+            for h in result.hits[:3]
+        ]
+        if not scored:
             return None
-        chunk = self.by_id[best[1]]
-        if uncovered_words(question, f"{chunk.section} {chunk.text}"):
+        similarity, sentence, chunk_id = max(scored, key=lambda item: item[0])
+        chunk = self.by_id[chunk_id]
+        if similarity < self.settings.extractive_min_similarity or uncovered_words(
+            question, f"{chunk.section} {chunk.text}"
+        ):
             return None
-        return best[1], best[2]
+        return chunk_id, sentence
 
     # -- records --------------------------------------------------------------------
 

@@ -196,7 +196,7 @@ class ClaimChecker:
             self._claims[claim] = self.embeddings.embed_query(claim)
         return self._claims[claim]
 
-    def _passage(self, passage: str) -> tuple[list[str], list[list[float]]]:
+    def passage_sentences(self, passage: str) -> tuple[list[str], list[list[float]]]:
         if passage not in self._cache:
             sentences = [s for p in passage.split("\n\n") for s in split_sentences(p)]
             self._cache[passage] = (sentences, self.embeddings.embed_documents(sentences))
@@ -206,7 +206,7 @@ class ClaimChecker:
         """``question``: the patient's words an answer may echo without adding content
         ("sink in", "stick up"); numbers, negations and claim words still count."""
         claim = strip_markers(sentence)
-        sentences, vectors = self._passage(passage)
+        sentences, vectors = self.passage_sentences(passage)
         claim_vector = self._claim_vector(claim)
         sims = [_cosine(claim_vector, v) for v in vectors]
         best = max(range(len(sims)), key=sims.__getitem__)
