@@ -49,7 +49,18 @@ def _check(session_id: str) -> str:
     return session_id
 
 
-class MemorySessions:
+class _Store:
+    def save(self, session: Session) -> None:
+        raise NotImplementedError
+
+    def create(self) -> Session:
+        """A new, empty conversation, saved at once."""
+        session = Session(session_id=new_session_id())
+        self.save(session)
+        return session
+
+
+class MemorySessions(_Store):
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -61,17 +72,12 @@ class MemorySessions:
             except KeyError:
                 raise SessionError(f"Unknown session {session_id}") from None
 
-    def create(self) -> Session:
-        session = Session(session_id=new_session_id())
-        self.save(session)
-        return session
-
     def save(self, session: Session) -> None:
         with self._lock:
             self._sessions[session.session_id] = session.model_copy(deep=True)
 
 
-class FileSessions:
+class FileSessions(_Store):
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
@@ -86,11 +92,6 @@ class FileSessions:
             return Session.model_validate_json(path.read_text(encoding="utf-8"))
         except (ValidationError, OSError) as exc:
             raise SessionError(f"Session {session_id} cannot be read: {exc}") from None
-
-    def create(self) -> Session:
-        session = Session(session_id=new_session_id())
-        self.save(session)
-        return session
 
     def save(self, session: Session) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

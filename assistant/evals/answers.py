@@ -25,10 +25,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from assistant.answer import Assistant
 from assistant.errors import ConfigError
+from assistant.evals import load_jsonl
 from assistant.records import AnswerRecord
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "answers.jsonl"
@@ -46,21 +47,10 @@ class AnswerCase(BaseModel):
 
 
 def load_cases(path: Path = DEFAULT_CASES) -> list[AnswerCase]:
-    if not path.exists():
-        raise ConfigError(f"Answer cases file {path} does not exist")
-    cases = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            case = AnswerCase.model_validate_json(line)
-        except ValidationError as exc:
-            raise ConfigError(
-                f"{path}:{number}: not a valid case ({exc.errors()[0]['msg']})"
-            ) from None
+    cases = load_jsonl(path, AnswerCase)
+    for case in cases:
         if case.expected_status not in STATUSES:
-            raise ConfigError(f"{path}:{number}: unknown status {case.expected_status!r}")
-        cases.append(case)
+            raise ConfigError(f"{path}: case {case.id}: unknown status {case.expected_status!r}")
     return cases
 
 

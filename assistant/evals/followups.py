@@ -11,10 +11,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from assistant.answer import Assistant
-from assistant.errors import ConfigError
+from assistant.evals import load_jsonl
 from assistant.evals.answers import facts_present, forbidden_found
 from assistant.sessions import Session, TurnSummary, new_session_id
 
@@ -40,14 +40,7 @@ class FollowUpResult:
 
 
 def load_cases(path: Path = DEFAULT_CASES) -> list[FollowUpCase]:
-    if not path.exists():
-        raise ConfigError(f"Follow-up cases file {path} does not exist")
-    try:
-        return [
-            FollowUpCase.model_validate_json(line) for line in path.read_text().splitlines() if line
-        ]
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: not a valid case ({exc.errors()[0]['msg']})") from None
+    return load_jsonl(path, FollowUpCase)
 
 
 def evaluate(assistant: Assistant, cases: list[FollowUpCase]) -> list[FollowUpResult]:

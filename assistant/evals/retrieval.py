@@ -20,11 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from assistant.app import Services
 from assistant.corpus import GUIDE_SUFFIXES, load_corpus, split_sentences
 from assistant.errors import ConfigError
+from assistant.evals import load_jsonl
 from assistant.retrieve import HybridRetriever
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "retrieval.jsonl"
@@ -40,24 +41,11 @@ class RetrievalCase(BaseModel):
 
 def load_cases(path: Path, known_sections: set[str] | None = None) -> list[RetrievalCase]:
     """Read and check cases; a label naming a section the corpus lacks is an error."""
-    if not path.exists():
-        raise ConfigError(f"Retrieval cases file {path} does not exist")
-    cases = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            case = RetrievalCase.model_validate_json(line)
-        except ValidationError as exc:
-            raise ConfigError(
-                f"{path}:{number}: not a valid case ({exc.errors()[0]['msg']})"
-            ) from None
+    cases = load_jsonl(path, RetrievalCase)
+    for case in cases:
         unknown = set(case.sections) - known_sections if known_sections is not None else set()
         if unknown:
-            raise ConfigError(f"{path}:{number}: unknown section(s) {sorted(unknown)}")
-        cases.append(case)
-    if len({c.id for c in cases}) != len(cases):
-        raise ConfigError(f"{path}: case ids are not unique")
+            raise ConfigError(f"{path}: case {case.id}: unknown section(s) {sorted(unknown)}")
     return cases
 
 

@@ -13,11 +13,12 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from assistant.config import Settings
 from assistant.corpus import build_chunks
 from assistant.errors import ConfigError
+from assistant.evals import load_jsonl
 from assistant.verify import ClaimChecker
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "verifier.jsonl"
@@ -43,17 +44,7 @@ class VerifierScores:
 
 
 def load_cases(path: Path) -> list[VerifierCase]:
-    if not path.exists():
-        raise ConfigError(f"Verifier cases file {path} does not exist")
-    cases = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                cases.append(VerifierCase.model_validate_json(line))
-            except ValidationError as exc:
-                msg = exc.errors()[0]["msg"]
-                raise ConfigError(f"{path}:{number}: not a valid case ({msg})") from None
-    return cases
+    return load_jsonl(path, VerifierCase)
 
 
 def scores(labels: list[bool], verdicts: list[bool], kinds: list[str]) -> tuple[float, ...]:
