@@ -224,13 +224,22 @@ class Assistant:
         verdicts: list[SentenceVerdict] = []
         draft = ""
         previous_kept = True
+        subjects = {c.chunk_id for c in self.named_sections(standalone, result)}
+        subjects.add(result.hits[0].chunk_id)
         for sentence, draft in self._sentences(standalone, result):
             if draft.lstrip().startswith(NOT_IN_GUIDE):
                 break
             if len(verdicts) >= 2 * self.settings.max_answer_sentences:
                 break  # a rambling draft: stop reading (and generating) it
             verdict, chunk_id, quote = self.verify(sentence, result)
-            if verdict.supported and not previous_kept and _DANGLING.match(verdict.sentence):
+            if (
+                verdict.supported
+                and not previous_kept
+                and _DANGLING.match(verdict.sentence)
+                and chunk_id not in subjects
+            ):
+                # "They…" after a dropped sentence may mean what that sentence was about;
+                # it stays only when its passage is what the question itself is about.
                 verdict.supported, chunk_id = False, None
                 verdict.reasons.append("refers back to a sentence that was dropped")
             verdicts.append(verdict)

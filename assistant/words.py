@@ -43,7 +43,7 @@ GENERIC = frozenset(
 
 def words(text: str) -> list[str]:
     """Lower-case words; contractions keep their first part ("what's" -> "what")."""
-    text = re.sub(r"['’](s|re|ll|ve|d|m)\b", "", text.lower()).replace("n't", "nt")
+    text = re.sub(r"'(s|re|ll|ve|d|m)\b", "", text.lower().replace("’", "'")).replace("n't", "nt")
     return re.findall(r"[a-z0-9]+", text)
 
 

@@ -213,11 +213,19 @@ def test_a_comparison_gets_a_sentence_for_each_named_topic(tmp_path):
 
 
 def test_a_sentence_leaning_on_a_dropped_one_is_dropped_too(tmp_path):
-    keloid = "These are due to excess collagen and fibrous tissue growth."
-    assistant = make(tmp_path, f"Keloids never grow. {keloid}")
+    # "They" after the dropped sentence is about keloids, but its support is another passage
+    hypertrophic = "They don’t extend beyond the borders of the original wound."
+    assistant = make(tmp_path, f"Keloids never grow. {hypertrophic}")
     record = assistant.ask("what are keloids")
     assert all(v.supported is False for v in record.verdicts)
     assert "refers back" in " ".join(record.verdicts[1].reasons)
+
+
+def test_a_pronoun_about_the_questions_own_topic_is_kept(tmp_path):
+    keloid = "These are due to excess collagen and fibrous tissue growth."
+    assistant = make(tmp_path, f"Keloids never grow. {keloid}")
+    record = assistant.ask("what are keloids")
+    assert record.status == "answered" and record.answer.startswith(keloid)
 
 
 def test_a_refusal_that_makes_a_claim_is_not_repeated_as_the_topic(tmp_path):
