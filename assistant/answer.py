@@ -246,6 +246,11 @@ class Assistant:
             previous_kept = verdict.supported
             if not verdict.supported or chunk_id is None:
                 continue
+            if not shown and _DANGLING.match(verdict.sentence):
+                # An answer does not open with "These…": lead with what the passage is about.
+                _, lead = self._closest_sentence(standalone, self.by_id[chunk_id], opening=True)
+                if lead != quote:
+                    yield self._show(shown, citations, lead, chunk_id, lead, clock)
             yield self._show(shown, citations, f"{strip_markers(sentence)}", chunk_id, quote, clock)
             if len(shown) >= self.settings.max_answer_sentences:
                 break
@@ -316,12 +321,18 @@ class Assistant:
         texts += [f"{h.section} {h.text}" for h in result.hits[:3]]
         return not uncovered_words(question, " ".join(texts))
 
-    def _closest_sentence(self, question: str, chunk: Chunk) -> tuple[float, str]:
-        """(similarity, sentence) of the passage sentence closest to the question."""
+    def _closest_sentence(
+        self, question: str, chunk: Chunk, opening: bool = False
+    ) -> tuple[float, str]:
+        """(similarity, sentence) of the passage sentence closest to the question;
+        ``opening``: only sentences that can open an answer (not "These are…")."""
         q = self.checker.embeddings.embed_query(question)
         sentences, vectors = self.checker.passage_sentences(chunk.text)
         scores = [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors]
-        best = max(range(len(sentences)), key=scores.__getitem__)
+        allowed = [
+            i for i in range(len(sentences)) if not (opening and _DANGLING.match(sentences[i]))
+        ] or list(range(len(sentences)))
+        best = max(allowed, key=scores.__getitem__)
         return scores[best], sentences[best]
 
     def _ready(self) -> None:

@@ -225,7 +225,10 @@ def test_a_pronoun_about_the_questions_own_topic_is_kept(tmp_path):
     keloid = "These are due to excess collagen and fibrous tissue growth."
     assistant = make(tmp_path, f"Keloids never grow. {keloid}")
     record = assistant.ask("what are keloids")
-    assert record.status == "answered" and record.answer.startswith(keloid)
+    assert record.status == "answered"
+    first, second = record.citations
+    assert first.quote.startswith("Keloids extend beyond") and second.quote == keloid
+    assert record.answer.index("Keloids extend") < record.answer.index("These are due")
 
 
 def test_a_refusal_that_makes_a_claim_is_not_repeated_as_the_topic(tmp_path):
