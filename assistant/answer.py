@@ -224,8 +224,8 @@ class Assistant:
         verdicts: list[SentenceVerdict] = []
         draft = ""
         previous_kept = True
-        subjects = {c.chunk_id for c in self.named_sections(standalone, result)}
-        subjects.add(result.hits[0].chunk_id)
+        named = self.named_sections(standalone, result)
+        subjects = {c.chunk_id for c in named} | {h.chunk_id for h in result.hits[:1]}
         for sentence, draft in self._sentences(standalone, result):
             if draft.lstrip().startswith(NOT_IN_GUIDE):
                 break
@@ -257,7 +257,6 @@ class Assistant:
         clock.lap("generate_verify")
         base.draft, base.verdicts = draft, verdicts
 
-        named = self.named_sections(standalone, result)
         # The question names guide topics and the guide has every word it asks about.
         covered = bool(named) and self._covers(standalone, named, result)
         refused = draft.lstrip().startswith(NOT_IN_GUIDE) and not covered
