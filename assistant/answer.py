@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -104,6 +105,8 @@ class Assistant:
     ) -> None:
         self.settings = settings
         self.retriever = retriever
+        # the same text is searched by condense() and then by the answer: search it once
+        self.search = lru_cache(maxsize=256)(retriever.search)
         self.chat = chat
         self.checker = checker
         self.sessions = sessions
@@ -208,7 +211,7 @@ class Assistant:
     def _answer(self, session: Session, text: str, clock: _Clock) -> Iterator[Event]:
         standalone = self.condense(text, session)
         clock.lap("condense")
-        result = self.retriever.search(standalone)
+        result = self.search(standalone)
         clock.lap("retrieve")
         base = self._record(session, "answered", "", question=text, standalone=standalone)
         base.retrieved = [
@@ -348,7 +351,7 @@ class Assistant:
             return text
         if not _FOLLOW_UP.search(text):
             # no pronoun; still a follow-up if the guide barely matches it on its own
-            if self.retriever.search(text).top_similarity >= self.settings.followup_similarity:
+            if self.search(text).top_similarity >= self.settings.followup_similarity:
                 return text
         history = "\n".join(f"- {t.standalone_question or t.question}" for t in earlier)
         self._ready()
