@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from assistant.config import Settings
 from assistant.corpus import Chunk, split_sentences
+from assistant.errors import ModelError, ScarguideError
 from assistant.handoff import build_handoff, summarise
 from assistant.prompts import load_prompt
 from assistant.records import AnswerRecord, Citation, SentenceVerdict
@@ -112,6 +114,9 @@ class Assistant:
         self.sessions = sessions
         self.model_name = model_name
         self.prefix_source = "cold"
+        self._warm_lock = threading.Lock()
+        self._locks_guard = threading.Lock()
+        self._session_locks: dict[str, threading.Lock] = {}
         self.chunks = chunks
         self.by_id = {c.chunk_id: c for c in chunks}
         self.number_of = {c.chunk_id: i for i, c in enumerate(chunks, start=1)}
@@ -174,9 +179,21 @@ class Assistant:
         return record
 
     def stream(self, message: str, session_id: str | None = None) -> Iterator[Event]:
+        """Verified sentences as they pass, then the record. Turns of one conversation run
+        one at a time, so none is lost when a patient sends twice."""
+        with self._lock_for(session_id):
+            yield from self._turn(message, session_id)
+
+    def _lock_for(self, session_id: str | None) -> threading.Lock:
+        if session_id is None:
+            return threading.Lock()  # a new conversation: nobody else can hold it
+        with self._locks_guard:
+            return self._session_locks.setdefault(session_id, threading.Lock())
+
+    def _turn(self, message: str, session_id: str | None) -> Iterator[Event]:
         clock = _Clock()
-        session = self.sessions.get(session_id) if session_id else self.sessions.create()
         text = clean_message(message, self.settings.max_message_chars)
+        session = self.sessions.get(session_id) if session_id else self.sessions.create()
         where = route(text)
         clock.lap("route")
         if where in ("urgent", "crisis"):
@@ -318,6 +335,10 @@ class Assistant:
                 named.append(chunk)
         return named
 
+    def _names_a_topic(self, text: str) -> bool:
+        asked = content_stems(text)
+        return any(alike(w, a) for ws in self._distinctive.values() for w in ws for a in asked)
+
     def _covers(self, question: str, named: list[Chunk], result: RetrievalResult) -> bool:
         texts = [f"{c.section} {c.text}" for c in named]
         texts += [f"{h.section} {h.text}" for h in result.hits[:3]]
@@ -337,10 +358,21 @@ class Assistant:
         best = max(allowed, key=scores.__getitem__)
         return scores[best], sentences[best]
 
+    @staticmethod
+    def _call(fn, *args, **kwargs):
+        """Call the chat model; its failures become a ModelError (a clear, patient-safe error)."""
+        try:
+            return fn(*args, **kwargs)
+        except ScarguideError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any backend failure
+            raise ModelError(f"The chat model failed: {type(exc).__name__}: {exc}") from exc
+
     def _ready(self) -> None:
         """Warm the model (restoring a saved prefix) before its first call in this process."""
-        if self.prefix_source == "cold":
-            self.warm()
+        with self._warm_lock:
+            if self.prefix_source == "cold":
+                self.warm()
 
     def condense(self, text: str, session: Session) -> str:
         """A follow-up becomes a standalone question, using the patient's earlier messages."""
@@ -353,9 +385,10 @@ class Assistant:
             # no pronoun; still a follow-up if the guide barely matches it on its own
             if self.search(text).top_similarity >= self.settings.followup_similarity:
                 return text
-        history = "\n".join(f"- {t.standalone_question or t.question}" for t in earlier)
+        history = "\n".join(f"- {(t.standalone_question or t.question)[:300]}" for t in earlier)
         self._ready()
-        reply = self.chat.invoke(
+        reply = self._call(
+            self.chat.invoke,
             [
                 SystemMessage(self.system_text),
                 HumanMessage(self.condense_prompt.render(history=history, question=text)),
@@ -369,7 +402,8 @@ class Assistant:
         line = line.strip().strip('"“”').strip()
         if not line or NOT_IN_GUIDE in line or len(line) > 3 * len(text) + 200:
             line = text
-        if _same(line, text):  # the model did not resolve it: keep the topic alongside
+        if _same(line, text) and not self._names_a_topic(text):
+            # the model did not resolve it and the message names no topic: keep the earlier one
             previous = earlier[-1].standalone_question or earlier[-1].question
             previous = previous.split(" — ")[-1].rstrip(" ?.")
             return f"{previous} — {text}"
@@ -386,7 +420,7 @@ class Assistant:
         ]
         draft, buffer = "", ""
         self._ready()
-        for chunk in self.chat.stream(messages):
+        for chunk in self._stream(messages):
             piece = str(chunk.content)
             draft += piece
             buffer += piece
@@ -402,6 +436,14 @@ class Assistant:
             return
         for sentence in split_sentences(buffer):
             yield sentence, draft
+
+    def _stream(self, messages):
+        try:
+            yield from self.chat.stream(messages)
+        except ScarguideError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any backend failure
+            raise ModelError(f"The chat model failed: {type(exc).__name__}: {exc}") from exc
 
     def verify(
         self, sentence: str, result: RetrievalResult
@@ -496,7 +538,8 @@ class Assistant:
     ) -> AnswerRecord:
         topic = None
         if draft and draft.lstrip().startswith(NOT_IN_GUIDE):
-            named = draft.strip()[len(NOT_IN_GUIDE) :].lstrip(":").strip().splitlines()[0][:100]
+            named = (draft.strip()[len(NOT_IN_GUIDE) :].lstrip(":").strip().splitlines() or [""])[0]
+            named = named[:100]
             asked = content_stems(base.standalone_question or base.question)
             # a topic, not a claim: only the patient's own words, no verb or negation
             if (

@@ -45,7 +45,8 @@ class LlamaCppChat(BaseChatModel):
     max_tokens: int = 256
     seed: int = 0
     _llama: Any = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)  # one generation at a time
+    _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def _llm_type(self) -> str:
@@ -53,6 +54,10 @@ class LlamaCppChat(BaseChatModel):
 
     @property
     def llama(self) -> Any:
+        with self._load_lock:
+            return self._load()
+
+    def _load(self) -> Any:
         if self._llama is None:
             try:
                 from llama_cpp import Llama
@@ -79,9 +84,10 @@ class LlamaCppChat(BaseChatModel):
         stands in for them and the file stays ~50 MB instead of hundreds."""
         import numpy as np
 
-        state = self.llama.save_state()
+        with self._lock:
+            state = self.llama.save_state()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".partial")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
         with tmp.open("wb") as handle:
             np.savez(
                 handle,

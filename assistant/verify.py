@@ -190,11 +190,12 @@ class ClaimChecker:
 
     def _claim_vector(self, claim: str) -> list[float]:
         """A claim is checked against several passages: embed it once."""
-        if claim not in self._claims:
+        vector = self._claims.get(claim)
+        if vector is None:
             if len(self._claims) > 256:
                 self._claims.clear()
-            self._claims[claim] = self.embeddings.embed_query(claim)
-        return self._claims[claim]
+            vector = self._claims[claim] = self.embeddings.embed_query(claim)
+        return vector
 
     def passage_sentences(self, passage: str) -> tuple[list[str], list[list[float]]]:
         if passage not in self._cache:

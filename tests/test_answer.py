@@ -242,3 +242,44 @@ def test_a_not_in_guide_handoff_summarises_the_turn_itself(tmp_path):
     assistant = make(tmp_path, "NOT_IN_GUIDE: the cost of laser sessions")
     record = assistant.ask("How much does a laser session cost?")
     assert "How much does a laser session cost?" in record.handoff.summary
+
+
+def test_a_bare_refusal_is_handled(tmp_path):
+    assistant = make(tmp_path, "NOT_IN_GUIDE")
+    record = assistant.ask("how much is laser?")
+    assert record.status == "not_in_guide" and "that question" in record.answer
+
+
+def test_a_failing_chat_model_is_a_clear_model_error(tmp_path):
+    from assistant.errors import ModelError
+
+    assistant = make(tmp_path)  # no reply queued: the fake model raises
+    with pytest.raises(ModelError, match="chat model failed"):
+        assistant.ask("how does subcision work?")
+
+
+def test_an_unresolved_follow_up_that_names_its_own_topic_is_left_alone(tmp_path):
+    boxcar = "Boxcar scars are round, crater-like, or U-shaped indentations."
+    question = "can I combine microneedling and prp, or does it have to be one at a time?"
+    assistant = make(tmp_path, boxcar, question, SUBCISION)
+    first = assistant.ask("what are boxcar scars?")
+    second = assistant.ask(question, first.session_id)
+    assert second.standalone_question == question
+
+
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        ("I can’t breathe after my filler", "urgent"),
+        ("shortness of breath since the peel", "urgent"),
+        ("do I have keloids? mine are raised and growing", "declined"),
+    ],
+)
+def test_routing_reads_curly_apostrophes_and_narrow_diagnosis_requests(tmp_path, message, status):
+    assert make(tmp_path).ask(message).status == status
+
+
+def test_asking_whether_to_stop_a_product_is_not_taken_for_a_diagnosis():
+    from assistant.safety import route
+
+    assert route("Do I have to stop retinol before a peel?") == "question"
