@@ -11,7 +11,10 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install index run test test-fast bench eval lint clean
+HOST ?= 127.0.0.1
+PORT ?= 7860
+
+.PHONY: install browser index run chat test test-fast bench eval lint clean
 
 install: $(STAMP)
 
@@ -29,13 +32,25 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "==> installed"
 
+# The browser tests drive Debian's Chromium (no browser download).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "==> installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }; }
+
 index: install
 	$(BIN)/scarguide ingest
 
 run: index
+	@echo "==> starting the web app: open http://$(HOST):$(PORT)/ (API docs at /docs)"
+	$(BIN)/scarguide serve --host $(HOST) --port $(PORT)
+
+chat: index
 	$(BIN)/scarguide chat
 
-test: install
+test: install browser
 	$(BIN)/ruff check assistant tests
 	$(BIN)/pytest
 
@@ -52,4 +67,4 @@ lint: install
 	$(BIN)/ruff check assistant tests
 
 clean:
-	rm -rf $(VENV) data bench-results .pytest_cache *.egg-info
+	rm -rf $(VENV) data bench-results test-artifacts .pytest_cache *.egg-info

@@ -16,7 +16,7 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -104,8 +104,11 @@ class Assistant:
         sessions: SessionStore,
         chunks: list[Chunk],
         model_name: str,
+        journal: Callable[[AnswerRecord], None] | None = None,
     ) -> None:
         self.settings = settings
+        # every finished record goes here (the database: staff review, eval replay)
+        self.journal = journal
         self.retriever = retriever
         # the same text is searched by condense() and then by the answer: search it once
         self.search = lru_cache(maxsize=256)(retriever.search)
@@ -212,15 +215,14 @@ class Assistant:
         clock.since_start("total")
         record.timings_ms = {**clock.marks, **record.timings_ms}
         self._remember(session, record)
-        if record.handoff is not None:  # the summary includes this turn
-            record.handoff.summary = summarise(session)
         yield Event("record", record=record)
 
     def end(self, session_id: str) -> AnswerRecord:
         """The explicit end of a conversation: a handoff with the summary."""
-        session = self.sessions.get(session_id)
-        record = self._closing(session, "[end of conversation]")
-        self._remember(session, record)
+        with self._lock_for(session_id):
+            session = self.sessions.get(session_id)
+            record = self._closing(session, "[end of conversation]")
+            self._remember(session, record)
         return record
 
     # -- stages ---------------------------------------------------------------------
@@ -612,4 +614,8 @@ class Assistant:
                 sections=list(dict.fromkeys(c.section for c in record.citations)),
             )
         )
+        if record.handoff is not None:  # the summary includes this turn
+            record.handoff.summary = summarise(session)
+        if self.journal is not None:
+            self.journal(record)
         self.sessions.save(session)

@@ -16,6 +16,7 @@ from assistant.config import Settings
 from assistant.embeddings import build_embeddings
 from assistant.index import GuideIndex, IngestReport, ingest
 from assistant.retrieve import GuideRetriever, HybridRetriever
+from assistant.store import Store
 
 if TYPE_CHECKING:
     from assistant.answer import Assistant
@@ -59,9 +60,11 @@ class Services:
         chunks = build_chunks(s.corpus_dir, s.chunk_max_words)
         if {c.chunk_id for c in chunks} != set(self.index.stored()):
             raise IndexNotReadyError("The index does not match the corpus: run `scarguide ingest`.")
-        sessions = (
-            FileSessions(s.data_dir / "sessions") if s.session_store == "file" else MemorySessions()
-        )
+        sessions = {
+            "database": lambda: self.store,
+            "file": lambda: FileSessions(s.data_dir / "sessions"),
+            "memory": MemorySessions,
+        }[s.session_store]()
         model_name = {"local": s.llm_model, "openai": s.openai_model}.get(
             s.llm_backend, s.llm_backend
         )
@@ -73,7 +76,15 @@ class Services:
             sessions,
             chunks,
             model_name,
+            journal=self.store.record_turn,
         )
+
+    @cached_property
+    def store(self) -> Store:
+        """The database (conversations, answer records, feedback, bookings), migrated."""
+        store = Store(self.settings.database)
+        store.migrate()
+        return store
 
     def langchain_retriever(self, k: int | None = None) -> GuideRetriever:
         return GuideRetriever(hybrid=self.retriever, k=k)

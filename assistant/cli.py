@@ -163,6 +163,19 @@ def chat(
             return
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 7860,
+) -> None:
+    """The web app: patients' chat at /, the REST API at /api, its docs at /docs."""
+    from assistant.web.server import serve as run_server
+
+    services = _services()
+    services.ensure_index(progress=True)
+    run_server(services, host=host, port=port)
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
     cases: Annotated[Path | None, typer.Option(help="Cases file (JSON lines).")] = None,

@@ -30,6 +30,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "chroma_mode": "memory",
         "llm_backend": "fake",
         "session_store": "memory",
+        "database_url": "sqlite://",
     },
     "eval": {},
 }
@@ -118,8 +119,15 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(
         2000, ge=10, le=100_000, description="Longest patient message accepted, in characters."
     )
-    session_store: Literal["file", "memory"] = Field(
-        "file", description="file (one JSON file per conversation under data_dir) or memory."
+    session_store: Literal["database", "file", "memory"] = Field(
+        "database",
+        description="database (the database below), file (one JSON file per conversation "
+        "under data_dir) or memory.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the database (e.g. postgresql+psycopg://...); "
+        "default: SQLite (WAL) at data_dir/scarguide.db. sqlite:// is in memory.",
     )
     history_turns: int = Field(
         4, ge=0, le=50, description="Earlier turns used to understand a follow-up."
@@ -198,6 +206,11 @@ class Settings(BaseSettings):
     @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
+
+    @property
+    def database(self) -> str:
+        """The database URL in use."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'scarguide.db').resolve()}"
 
 
 def choose(backends: dict[str, Any], name: str, what: str) -> Any:

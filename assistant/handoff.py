@@ -22,14 +22,15 @@ def summarise(session: Session) -> str:
             if leaf not in topics:
                 topics.append(leaf)
         if turn.status == "not_in_guide":
-            asked = turn.standalone_question or turn.question
-            if asked not in uncovered:
+            asked = (turn.standalone_question or turn.question).strip()
+            asked = f"“{asked.rstrip('?.! ')}?”" if asked else ""
+            if asked and asked not in uncovered:
                 uncovered.append(asked)
     parts = []
     if topics:
         parts.append("Topics from the guide: " + "; ".join(topics) + ".")
     if uncovered:
-        parts.append("Questions the guide does not answer: " + " / ".join(uncovered) + ".")
+        parts.append("Questions the guide does not answer: " + " ".join(uncovered))
     if any(t.status == "urgent" for t in session.turns):
         parts.append("The patient described symptoms that were routed to urgent care.")
     return " ".join(parts) or "No questions were asked yet."
@@ -39,7 +40,7 @@ def build_handoff(settings: Settings, session: Session, message: str | None = No
     return Handoff(
         message=message
         or "A dermatologist can look at your skin and answer your questions in person. "
-        "You can book a consultation here.",
+        "You can book a consultation with the clinic.",
         summary=summarise(session),
         booking_url=settings.booking_url,
     )

@@ -1,0 +1,341 @@
+"""The database: conversations, every answer record, feedback and bookings.
+
+SQLAlchemy 2.x over any URL (``SCARGUIDE_DATABASE_URL``); by default SQLite in WAL
+mode under the data dir. The schema belongs to Alembic (``assistant/migrations``):
+:meth:`Store.migrate` brings any database to the newest revision, and the app
+calls it at start, so nobody runs a migration by hand.
+
+A write returns only after its transaction is committed (SQLite with
+``synchronous=FULL``), so an acknowledged booking survives a killed process.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from assistant.errors import ScarguideError, SessionError
+from assistant.records import AnswerRecord
+from assistant.sessions import Session as Conversation
+from assistant.sessions import TurnSummary, new_session_id
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+BOOKING_STATUSES = ("new", "contacted", "booked", "closed")
+# unambiguous letters and digits for references a patient may read out on the phone
+_REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class StoreError(ScarguideError):
+    """The database cannot be reached or written."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    ended: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TurnRow(Base):
+    __tablename__ = "turns"
+    __table_args__ = (UniqueConstraint("session_id", "turn"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    turn: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    standalone_question: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer: Mapped[str] = mapped_column(Text)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    turn: Mapped[int] = mapped_column(Integer)
+    rating: Mapped[str] = mapped_column(String(4))
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class BookingRow(Base):
+    __tablename__ = "bookings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True, index=True)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id"), nullable=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    preferred_times: Mapped[str] = mapped_column(Text)
+    concern: Mapped[str] = mapped_column(Text)
+    consent: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(12), default="new", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised via sqlite
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def build_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        if url in ("sqlite://", "sqlite:///:memory:"):  # one shared in-memory database
+            engine = create_engine(
+                url, connect_args={"check_same_thread": False}, poolclass=StaticPool
+            )
+        else:
+            path = url.split("///", 1)[-1]
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        _sqlite_pragmas(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def new_reference() -> str:
+    return "SG-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
+
+
+class Store:
+    """Every read and write the adapters and the assistant make; one per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = build_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+
+    # -- schema ---------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Upgrade the database to the newest Alembic revision (idempotent)."""
+        with self._migrate_lock:
+            if self._migrated:
+                return
+            from alembic import command
+            from alembic.config import Config
+
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["engine"] = self.engine
+            try:
+                command.upgrade(config, "head")
+            except SQLAlchemyError as exc:
+                raise StoreError(f"Cannot migrate the database at {self._where()}: {exc}") from exc
+            self._migrated = True
+
+    def _where(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        self.migrate()
+        try:
+            with self._sessions.begin() as db:
+                yield db
+        except SQLAlchemyError as exc:
+            problem = exc.__class__.__name__
+            raise StoreError(f"Database error at {self._where()}: {problem}") from exc
+
+    def ping(self) -> bool:
+        try:
+            with self._tx() as db:
+                db.execute(text("SELECT 1"))
+            return True
+        except StoreError:
+            return False
+
+    # -- conversations (the assistant's SessionStore protocol) ------------------------
+
+    def create(self) -> Conversation:
+        conversation = Conversation(session_id=new_session_id())
+        with self._tx() as db:
+            db.add(SessionRow(id=conversation.session_id))
+        return conversation
+
+    def get(self, session_id: str) -> Conversation:
+        with self._tx() as db:
+            if db.get(SessionRow, session_id) is None:
+                raise SessionError(f"Unknown session {session_id}")
+            rows = db.scalars(
+                select(TurnRow).where(TurnRow.session_id == session_id).order_by(TurnRow.turn)
+            ).all()
+        return Conversation(
+            session_id=session_id,
+            turns=[
+                TurnSummary(
+                    question=r.question,
+                    standalone_question=r.standalone_question,
+                    status=r.status,
+                    sections=list(
+                        dict.fromkeys(c["section"] for c in r.record.get("citations", []))
+                    ),
+                )
+                for r in rows
+            ],
+        )
+
+    def save(self, session: Conversation) -> None:
+        """Turns are written by :meth:`record_turn`; this only keeps the session alive."""
+        with self._tx() as db:
+            row = db.get(SessionRow, session.session_id)
+            if row is None:
+                db.add(SessionRow(id=session.session_id))
+            else:
+                row.updated_at = _now()
+
+    def exists(self, session_id: str) -> bool:
+        with self._tx() as db:
+            return db.get(SessionRow, session_id) is not None
+
+    def record_turn(self, record: AnswerRecord) -> None:
+        """Keep the whole answer record: what staff review and the eval harness replays."""
+        with self._tx() as db:
+            session = db.get(SessionRow, record.session_id)
+            if session is None:
+                session = SessionRow(id=record.session_id)
+                db.add(session)
+            session.updated_at = _now()
+            if record.status == "handoff":
+                session.ended = True
+            db.add(
+                TurnRow(
+                    session_id=record.session_id,
+                    turn=record.turn,
+                    status=record.status,
+                    question=record.question,
+                    standalone_question=record.standalone_question,
+                    answer=record.answer,
+                    record=record.model_dump(mode="json"),
+                )
+            )
+
+    def turns(self, session_id: str) -> list[AnswerRecord]:
+        with self._tx() as db:
+            rows = db.scalars(
+                select(TurnRow).where(TurnRow.session_id == session_id).order_by(TurnRow.turn)
+            ).all()
+        return [AnswerRecord.model_validate(r.record) for r in rows]
+
+    def has_turn(self, session_id: str, turn: int) -> bool:
+        with self._tx() as db:
+            return (
+                db.scalar(
+                    select(func.count())
+                    .select_from(TurnRow)
+                    .where(TurnRow.session_id == session_id, TurnRow.turn == turn)
+                )
+                > 0
+            )
+
+    # -- feedback and bookings --------------------------------------------------------
+
+    def add_feedback(
+        self, session_id: str, turn: int, rating: str, comment: str | None
+    ) -> int:
+        with self._tx() as db:
+            row = FeedbackRow(session_id=session_id, turn=turn, rating=rating, comment=comment)
+            db.add(row)
+            db.flush()
+            return row.id
+
+    def comment_feedback(self, feedback_id: int, comment: str) -> None:
+        with self._tx() as db:
+            row = db.get(FeedbackRow, feedback_id)
+            if row is not None:
+                row.comment = comment
+
+    def feedback(self, session_id: str | None = None) -> list[dict[str, Any]]:
+        with self._tx() as db:
+            query = select(FeedbackRow).order_by(FeedbackRow.id)
+            if session_id:
+                query = query.where(FeedbackRow.session_id == session_id)
+            return [
+                {
+                    "session_id": r.session_id,
+                    "turn": r.turn,
+                    "rating": r.rating,
+                    "comment": r.comment,
+                    "created_at": r.created_at.isoformat(),
+                }
+                for r in db.scalars(query)
+            ]
+
+    def add_booking(self, **fields: Any) -> dict[str, Any]:
+        """Commit a booking and return it; only then may the caller acknowledge it."""
+        with self._tx() as db:
+            row = BookingRow(reference=new_reference(), status="new", **fields)
+            db.add(row)
+            db.flush()
+            return _booking(row)
+
+    def booking(self, reference: str) -> dict[str, Any] | None:
+        with self._tx() as db:
+            row = db.scalar(select(BookingRow).where(BookingRow.reference == reference))
+            return _booking(row) if row else None
+
+    def bookings(self) -> list[dict[str, Any]]:
+        with self._tx() as db:
+            return [_booking(r) for r in db.scalars(select(BookingRow).order_by(BookingRow.id))]
+
+
+def _booking(row: BookingRow) -> dict[str, Any]:
+    return {
+        "booking_id": row.id,
+        "reference": row.reference,
+        "session_id": row.session_id,
+        "name": row.name,
+        "email": row.email,
+        "phone": row.phone,
+        "preferred_times": row.preferred_times,
+        "concern": row.concern,
+        "consent": row.consent,
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }

@@ -1,0 +1,193 @@
+"""The REST API under ``/api``: a thin adapter over :class:`~assistant.frontdesk.FrontDesk`.
+
+Every error is JSON ``{"error": {"code", "message"}}``; bad input is a 4xx, and no
+response ever carries a stack trace or the patient's text back in an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assistant.errors import InputError, ScarguideError, SessionError
+from assistant.frontdesk import BookingRequest, Feedback, FrontDesk
+from assistant.records import AnswerRecord, Citation, Handoff, Status
+
+log = logging.getLogger("scarguide.api")
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(description="The patient's message.")
+    session_id: str | None = Field(None, description="Leave out to start a conversation.")
+
+
+class ChatResponse(BaseModel):
+    session_id: str
+    status: Status
+    answer: str
+    citations: list[Citation]
+    handoff: Handoff | None
+    turn: int = Field(description="The answer's number in the conversation (for feedback).")
+
+
+class EndResponse(BaseModel):
+    session_id: str
+    status: Status
+    handoff: Handoff
+
+
+class BookingCreated(BaseModel):
+    booking_id: int
+    reference: str
+
+
+class BookingState(BaseModel):
+    reference: str
+    status: str
+    created_at: str
+    updated_at: str
+
+
+class Created(BaseModel):
+    id: int
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def chat_response(record: AnswerRecord) -> dict[str, Any]:
+    return ChatResponse(**record.model_dump()).model_dump(mode="json")
+
+
+_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse},
+    404: {"model": ErrorResponse},
+    422: {"model": ErrorResponse},
+}
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return "malformed_json", "The request body is not valid JSON."
+    parts = []
+    for e in errors[:5]:
+        where = ".".join(str(p) for p in e.get("loc", []) if p != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "invalid_request", "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        code, message = _validation_message(exc)
+        return error(400 if code == "malformed_json" else 422, code, message)
+
+    @app.exception_handler(InputError)
+    async def _input(_request: Request, exc: InputError) -> JSONResponse:
+        return error(422, "invalid_message", exc.patient_message)
+
+    @app.exception_handler(SessionError)
+    async def _session(_request: Request, exc: SessionError) -> JSONResponse:
+        return error(404, "unknown_session", "This conversation does not exist or has expired.")
+
+    @app.exception_handler(ScarguideError)
+    async def _unavailable(_request: Request, exc: ScarguideError) -> JSONResponse:
+        log.error("request failed: %s: %s", type(exc).__name__, exc)
+        return error(503, "unavailable", exc.patient_message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _ERRORS.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return error(exc.status_code, code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error: %s", type(exc).__name__)
+        return error(500, "internal", "Something went wrong on our side. Please try again.")
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def router(desk: Callable[[], FrontDesk]) -> APIRouter:
+    """The routes; ``desk()`` returns the process's FrontDesk (built on first use)."""
+    api = APIRouter(prefix="/api", responses=_RESPONSES)
+
+    @api.post("/chat", response_model=ChatResponse, summary="Ask a question")
+    def chat(request: ChatRequest) -> dict[str, Any]:
+        """One turn: the answer, its citations, and a handoff when the conversation ends."""
+        return chat_response(desk().chat(request.message, request.session_id))
+
+    @api.post(
+        "/chat/stream",
+        summary="Ask a question, streamed",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    def chat_stream(request: ChatRequest) -> StreamingResponse:
+        """Server-sent events: `sentence` events (`{"text"}`) as each sentence passes
+        verification, then one `record` event with the same body as `POST /api/chat`."""
+        events = desk().stream(request.message, request.session_id)  # 4xx before streaming
+
+        def body() -> Iterator[str]:
+            try:
+                for event in events:
+                    if event.record is not None:
+                        yield _sse("record", chat_response(event.record))
+                    else:
+                        yield _sse("sentence", {"text": event.text})
+            except ScarguideError as exc:
+                log.error("stream failed: %s: %s", type(exc).__name__, exc)
+                problem = {"code": "unavailable", "message": exc.patient_message}
+                yield _sse("error", {"error": problem})
+
+        return StreamingResponse(
+            body(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    @api.post("/sessions/{session_id}/end", response_model=EndResponse, summary="End a chat")
+    def end(session_id: str) -> dict[str, Any]:
+        """Close the conversation: the handoff message, a summary and the booking link."""
+        record = desk().end(session_id)
+        return EndResponse(**record.model_dump()).model_dump(mode="json")
+
+    @api.post("/bookings", status_code=201, response_model=BookingCreated, summary="Book")
+    def book(request: BookingRequest) -> dict[str, Any]:
+        """Store a consultation request. `201` is sent only after it is committed."""
+        booking = desk().book(request)
+        return {"booking_id": booking["booking_id"], "reference": booking["reference"]}
+
+    @api.get("/bookings/{reference}", response_model=BookingState, summary="A booking's state")
+    def booking(reference: str) -> dict[str, Any]:
+        found = desk().booking(reference)
+        if found is None:
+            raise StarletteHTTPException(404, "No booking has this reference.")
+        return {k: found[k] for k in BookingState.model_fields}
+
+    @api.post("/feedback", status_code=201, response_model=Created, summary="Rate an answer")
+    def feedback(request: Feedback) -> dict[str, Any]:
+        return {"id": desk().feedback(request)}
+
+    return api

@@ -1,0 +1,135 @@
+"""One server process: the REST API under ``/api``, ``/healthz``, OpenAPI at ``/docs``,
+and the patients' Gradio UI at ``/``. Both adapters call the same FrontDesk."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from assistant.app import Services
+from assistant.frontdesk import FrontDesk
+from assistant.web.api import install_error_handlers, router
+
+log = logging.getLogger("scarguide.server")
+
+
+class Runtime:
+    """The process's FrontDesk, built once; warmed in the background at start."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._desk: FrontDesk | None = None
+        self._lock = threading.Lock()
+        self.warm_seconds: float | None = None
+        self.warm_error: str | None = None
+
+    def desk(self) -> FrontDesk:
+        with self._lock:
+            if self._desk is None:
+                self._desk = FrontDesk(self.services.assistant, self.services.store)
+            return self._desk
+
+    def warm(self) -> None:
+        """Load the models and the guide prefix so the first patient does not wait."""
+        started = time.perf_counter()
+        try:
+            self.desk().assistant.warm()
+            self.warm_seconds = round(time.perf_counter() - started, 2)
+            log.info("assistant ready in %.1f s", self.warm_seconds)
+        except Exception as exc:  # reported by /healthz; requests retry the load
+            self.warm_error = f"{type(exc).__name__}: {exc}"
+            log.error("warm-up failed: %s", self.warm_error)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        services = self.services
+        try:
+            index_ready = services.index.count() > 0
+        except Exception:
+            index_ready = False
+        database = services.store.ping()
+        model_loaded = self.warm_seconds is not None
+        body = {
+            "status": "ok" if (index_ready and database and model_loaded) else "unavailable",
+            "model_loaded": model_loaded,
+            "index_ready": index_ready,
+            "database": database,
+            "model": services.settings.llm_model
+            if services.settings.llm_backend == "local"
+            else services.settings.llm_backend,
+        }
+        if self.warm_error:
+            body["detail"] = self.warm_error
+        return body["status"] == "ok", body
+
+
+def create_app(services: Services, ui: bool = True, warm: bool = True) -> FastAPI:
+    runtime = Runtime(services)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        services.store.migrate()
+        if warm:
+            threading.Thread(target=runtime.warm, name="warm-up", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title="scarguide",
+        description="Answers patients' questions about acne scars from one trusted guide, "
+        "with a citation for every sentence, and books consultations.",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,  # served below from local files: no CDN
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(router(runtime.desk))
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-static", StaticFiles(directory=str(swagger_ui_path)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="scarguide API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon-32x32.png",
+        )
+
+    @app.get("/healthz", summary="Is the assistant ready?")
+    def healthz() -> JSONResponse:
+        """200 when the model is loaded, the index is built and the database answers."""
+        ok, body = runtime.health()
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    if ui:
+        import gradio as gr
+
+        from assistant.web.ui import CSS, THEME, build_ui
+
+        # mounted last: a mount at "/" hides any route added after it
+        app = gr.mount_gradio_app(
+            app, build_ui(runtime.desk, services.settings), path="/", theme=THEME, css=CSS,
+            footer_links=[], show_error=False,
+        )
+    return app
+
+
+def serve(services: Services, host: str = "127.0.0.1", port: int = 7860) -> None:
+    import uvicorn
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    print(f"scarguide is starting at http://{host}:{port}/  (API docs: /docs)", flush=True)
+    uvicorn.run(create_app(services), host=host, port=port, log_level="info")

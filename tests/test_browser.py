@@ -1,0 +1,117 @@
+"""The patients' page in a real headless Chromium (Debian package) driven by Playwright,
+against a real server: the packaged MiniLM, Chroma on disk, the local 1.5B model, SQLite.
+
+Screenshots go to ``test-artifacts/`` (the ones in ``docs/`` come from this test)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from assistant.config import PACKAGE_ROOT
+from tests.browser import browser_page
+from tests.server import running
+
+pytestmark = pytest.mark.real
+
+ARTIFACTS = PACKAGE_ROOT / "test-artifacts"
+
+
+def shared(real_dir: Path, data_dir: Path) -> None:
+    """Reuse the assembled model files and saved prompt prefix of the real test session."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("models", "cache"):
+        (real_dir / name).mkdir(parents=True, exist_ok=True)
+        (data_dir / name).symlink_to(real_dir / name, target_is_directory=True)
+
+
+@pytest.fixture(scope="module")
+def server(real_services, tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    data_dir = root / "data"
+    shared(real_services.settings.data_dir, data_dir)
+    env = {"SCARGUIDE_DATA_DIR": str(data_dir), "SCARGUIDE_PROFILE": "default"}
+    with running(env, root / "server.log", timeout=900) as srv:
+        srv.db = data_dir / "scarguide.db"
+        yield srv
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def ask(page, question: str) -> None:
+    page.get_by_label("Your question").fill(question)
+    page.get_by_role("button", name="Send", exact=True).click()
+
+
+def test_patient_asks_opens_sources_meets_a_gap_and_books(server):
+    with browser_page(ARTIFACTS) as page:
+        page.goto(server.url + "/")
+        assert "not a diagnosis" in page.locator("#notice").inner_text()
+
+        ask(page, "acne marks vs scars")
+        sources = page.locator("#chat .thought-group .title", has_text="Sources").first
+        sources.wait_for()
+        answer = page.locator("#chat [data-testid=bot]").first.inner_text()
+        assert "[1]" in answer and "scar" in answer.lower()
+        sources.click()
+        panel = page.locator("#chat .thought-group .content").first
+        panel.wait_for()
+        assert "Acne marks vs. acne scars" in panel.inner_text()
+        assert "“" in panel.inner_text()  # the exact quote
+        shot(page, "1-answer-with-sources")
+
+        ask(page, "Does my health insurance pay for laser treatment?")
+        page.locator("#not-covered").wait_for()
+        last = page.locator("#chat [data-testid=bot]").last.inner_text()
+        assert "Not covered in the guide" in last
+        shot(page, "2-not-covered")
+
+        page.get_by_role("button", name="Book a consultation").click()
+        concern = page.get_by_label("What you would like to discuss (you can edit this)")
+        concern.wait_for()
+        assert "Acne marks vs. acne scars" in concern.input_value()  # pre-filled summary
+        page.get_by_role("button", name="Send booking request").click()
+        expect(page.locator("#booking-result")).to_contain_text("Please check the form")
+        page.get_by_label("Your name").fill("Alex Doe")
+        page.get_by_label("Email").fill("alex@example.org")
+        page.get_by_label("When can we reach you? (days and times)").fill("Monday mornings")
+        page.get_by_label("I agree that the clinic may contact me about this request.").check()
+        page.get_by_role("button", name="Send booking request").click()
+        ref = page.locator("#booking-ref")
+        ref.wait_for()
+        reference = ref.inner_text().strip()
+        shot(page, "3-booking-reference")
+
+        with sqlite3.connect(server.db) as db:
+            row = db.execute(
+                "SELECT name, email, consent, status, concern FROM bookings WHERE reference = ?",
+                (reference,),
+            ).fetchone()
+        assert row[:4] == ("Alex Doe", "alex@example.org", 1, "new")
+        assert "Acne marks vs. acne scars" in row[4]
+
+        # a reload of the same tab shows the same conversation
+        page.reload()
+        page.locator("#chat [data-testid=user]", has_text="acne marks vs scars").wait_for()
+
+
+def test_tabs_have_their_own_conversations_and_urgent_is_prominent(server):
+    with browser_page(ARTIFACTS, width=640, height=900) as page:  # narrow, as at 200% zoom
+        page.goto(server.url + "/")
+        ask(page, "my cheek went white and blotchy after fillers yesterday")
+        banner = page.locator("#urgent")
+        banner.wait_for()
+        assert "emergency" in banner.inner_text().lower()
+        box = banner.bounding_box()
+        assert box is not None and box["y"] < 200  # above everything
+        shot(page, "4-urgent")
+        other = page.context.new_page()  # a second tab: a conversation of its own
+        other.goto(server.url + "/")
+        other.locator("#chat").wait_for()
+        assert other.locator("#chat [data-testid=user]").count() == 0
+        other.close()
