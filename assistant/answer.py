@@ -30,7 +30,7 @@ from assistant.handoff import build_handoff, summarise
 from assistant.prompts import load_prompt
 from assistant.records import AnswerRecord, Citation, SentenceVerdict
 from assistant.retrieve import HybridRetriever, RetrievalResult
-from assistant.safety import clean_message, route
+from assistant.safety import as_data, clean_message, route
 from assistant.sessions import Session, SessionStore, TurnSummary
 from assistant.verify import ClaimChecker, strip_markers
 from assistant.words import alike, content_stems, missing_aspects, uncovered_words
@@ -387,13 +387,15 @@ class Assistant:
             # no pronoun; still a follow-up if the guide barely matches it on its own
             if self.search(text).top_similarity >= self.settings.followup_similarity:
                 return text
-        history = "\n".join(f"- {(t.standalone_question or t.question)[:300]}" for t in earlier)
+        history = "\n".join(
+            f"- {as_data((t.standalone_question or t.question)[:300])}" for t in earlier
+        )
         self._ready()
         reply = self._call(
             self.chat.invoke,
             [
                 SystemMessage(self.system_text),
-                HumanMessage(self.condense_prompt.render(history=history, question=text)),
+                HumanMessage(self.condense_prompt.render(history=history, question=as_data(text))),
             ],
             max_tokens=60,
         ).content
@@ -413,7 +415,7 @@ class Assistant:
 
     def _sentences(self, question: str, result: RetrievalResult) -> Iterator[tuple[str, str]]:
         """Stream the model's reply as (sentence, reply so far) pairs."""
-        values = {"question": question}
+        values = {"question": as_data(question)}
         if "hints" in self.answer_prompt.variables:
             values["hints"] = ", ".join(f"[{self.number_of[h.chunk_id]}]" for h in result.hits[:3])
         messages = [

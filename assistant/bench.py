@@ -83,7 +83,7 @@ def measure_answers(settings: Settings, questions: int = 20) -> dict[str, float 
     sentence and to the full answer over warm questions (single-turn answerable cases)."""
     from assistant.evals.answers import load_cases
 
-    settings = settings.model_copy(update={"session_store": "memory"})
+    settings = settings.model_copy(update={"session_store": "memory", "database_url": "sqlite://"})
     started = time.perf_counter()
     services = Services(settings)
     assistant = services.assistant

@@ -25,6 +25,10 @@ eval_app = typer.Typer(
 app.add_typer(eval_app, name="eval")
 
 
+# evaluations keep their conversations in memory, out of the clinic's database
+EVAL_STORES = {"session_store": "memory", "database_url": "sqlite://"}
+
+
 def _services():
     from assistant.app import Services
 
@@ -176,6 +180,22 @@ def serve(
     run_server(services, host=host, port=port)
 
 
+@app.command()
+def purge(
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Older than this (default: retention_days).")
+    ] = None,
+) -> None:
+    """Delete conversations older than the retention period (bookings are kept)."""
+    services = _services()
+    days = days or services.settings.retention_days
+    counts = services.store.purge(days)
+    typer.echo(
+        f"Deleted {counts['sessions']} conversation(s) older than {days} days: "
+        f"{counts['turns']} answer(s), {counts['feedback']} feedback entr(ies)."
+    )
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
     cases: Annotated[Path | None, typer.Option(help="Cases file (JSON lines).")] = None,
@@ -186,6 +206,37 @@ def eval_retrieval(
 
     results = retrieval.evaluate(_services(), cases or retrieval.DEFAULT_CASES)
     typer.echo(retrieval.to_json(results) if as_json else retrieval.render(results))
+
+
+@eval_app.command("safety")
+def eval_safety(
+    cases: Annotated[Path | None, typer.Option(help="Cases file (JSON lines).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Urgent and crisis recall of the triage, and its false alarms on ordinary questions."""
+    from assistant.evals import safety
+
+    result = safety.evaluate(cases or safety.DEFAULT_CASES)
+    typer.echo(safety.to_json(result) if as_json else safety.render(result))
+
+
+@eval_app.command("attacks")
+def eval_attacks(
+    model: Annotated[str | None, typer.Option(help="Packaged model for the local backend.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
+    cases: Annotated[Path | None, typer.Option(help="Cases file (JSON lines).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every outcome as JSON.")] = False,
+) -> None:
+    """Red-team prompts against the whole assistant; how many succeed (goal: none)."""
+    from assistant.app import Services
+    from assistant.evals import attacks
+
+    overrides = EVAL_STORES | ({"llm_model": model} if model else {})
+    services = Services(load_settings(**overrides))
+    assistant = services.assistant
+    assistant.warm()
+    result = attacks.evaluate(assistant, cases or attacks.DEFAULT_CASES, limit, progress=True)
+    typer.echo(attacks.to_json(result) if as_json else attacks.render(result))
 
 
 @eval_app.command("verifier")
@@ -214,7 +265,7 @@ def eval_answers(
     from assistant.app import Services
     from assistant.evals import answers
 
-    overrides = {"session_store": "memory"} | ({"llm_model": model} if model else {})
+    overrides = EVAL_STORES | ({"llm_model": model} if model else {})
     services = Services(load_settings(**overrides))
     assistant = services.assistant
     typer.echo(f"Warming the model ({assistant.model_name})…", err=True)
@@ -235,7 +286,7 @@ def eval_followups(
     from assistant.app import Services
     from assistant.evals import followups
 
-    overrides = {"session_store": "memory"} | ({"llm_model": model} if model else {})
+    overrides = EVAL_STORES | ({"llm_model": model} if model else {})
     assistant = Services(load_settings(**overrides)).assistant
     assistant.warm()
     typer.echo(followups.render(followups.evaluate(assistant, followups.load_cases())))

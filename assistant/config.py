@@ -147,6 +147,21 @@ class Settings(BaseSettings):
         description="A guide sentence is quoted as a fallback answer only if at least this "
         "similar to the question.",
     )
+    max_turns: int = Field(
+        50, ge=1, le=10_000, description="Answers per conversation; then a new one starts."
+    )
+    rate_limit: str = Field(
+        "30/minute",
+        description="Requests per client (IP address) to chat, book or rate, in the `limits` "
+        "notation (e.g. 30/minute, 5/second; several separated by ';'). Empty: no limit.",
+    )
+    max_connections: int = Field(
+        200, ge=1, description="Open connections the server accepts; more get 503 at once."
+    )
+    retention_days: int = Field(
+        90, ge=1, description="`scarguide purge` deletes conversations older than this."
+    )
+    log_level: str = Field("INFO", description="Log level of `scarguide serve`.")
     booking_url: str = Field(
         "http://127.0.0.1:7860/#book", description="Where patients book a consultation."
     )

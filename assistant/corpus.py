@@ -10,6 +10,7 @@ of document, heading path and ordinal, and a hash of its content.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
 # before white space and an upper-case letter, digit or opening quote/bracket.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[A-Z0-9“‘(\"])")
 _LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
+
+log = logging.getLogger("scarguide.corpus")
 
 
 @dataclass(frozen=True)
@@ -276,12 +279,29 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def without_instructions(paragraphs: Iterable[str], where: str) -> list[str]:
+    """Paragraphs with every sentence that addresses the assistant left out (logged)."""
+    from assistant.safety import instruction_like
+
+    kept = []
+    for paragraph in paragraphs:
+        sentences = split_sentences(paragraph)
+        clean = [s for s in sentences if not instruction_like(s)]
+        for dropped in (s for s in sentences if instruction_like(s)):
+            log.warning("left out of the index (an instruction, not a fact) in %s: %s",
+                        where, dropped[:200])
+        if clean:
+            kept.append(paragraph if len(clean) == len(sentences) else " ".join(clean))
+    return kept
+
+
 def chunk_guide(guide: Guide, max_words: int) -> list[Chunk]:
     chunks: list[Chunk] = []
     for section in guide.sections:
         breadcrumb = section.breadcrumb(guide.meta.title)
         path_slug = "/".join(slugify(h) for h in section.heading_path) or "intro"
-        for ordinal, text in enumerate(_pack(section.paragraphs, max_words)):
+        paragraphs = without_instructions(section.paragraphs, breadcrumb)
+        for ordinal, text in enumerate(_pack(paragraphs, max_words)):
             chunks.append(
                 Chunk(
                     chunk_id=f"{guide.meta.doc_id}:{path_slug}:{ordinal}",

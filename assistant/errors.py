@@ -9,9 +9,11 @@ logs and may name files, settings and values (never patient text).
     ├── CorpusError        the guide folder is missing, empty or malformed
     ├── IndexNotReadyError the index has not been built (run `scarguide ingest`)
     ├── ModelError         an embedding or chat model could not be loaded or run
+    ├── RateLimitedError   a client sent too many requests (retry_after seconds)
     ├── InputError         a patient's message cannot be used (empty, too long); its
     │                      message is written for the patient
     └── SessionError       an unknown or unreadable conversation
+        └── SessionEndedError  a conversation that was ended
 """
 
 from __future__ import annotations
@@ -47,5 +49,24 @@ class InputError(ScarguideError):
         return str(self)
 
 
+class RateLimitedError(ScarguideError):
+    """A client sent more requests than the rate limit allows."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limited; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+    @property
+    def patient_message(self) -> str:  # type: ignore[override]
+        return (
+            "You are sending messages faster than the assistant can take them. "
+            f"Please wait {self.retry_after} seconds and try again."
+        )
+
+
 class SessionError(ScarguideError):
     """An unknown or unreadable conversation."""
+
+
+class SessionEndedError(SessionError):
+    """The conversation was ended; a new message starts a new one."""

@@ -6,18 +6,23 @@ checks here (booking fields, known sessions and turns) hold for both.
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, EmailStr, Field, StrictBool, field_validator, model_validator
 
 from assistant.answer import Assistant, Event
-from assistant.errors import InputError, SessionError
+from assistant.errors import InputError, RateLimitedError, SessionEndedError, SessionError
+from assistant.logs import personal
 from assistant.records import AnswerRecord
 from assistant.safety import clean_message
 from assistant.store import Store
 
+log = logging.getLogger("scarguide.frontdesk")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,24}$")
 
 
@@ -30,8 +35,8 @@ class BookingRequest(BaseModel):
     phone: str | None = Field(None, max_length=40)
     preferred_times: str = Field(min_length=1, max_length=500)
     concern: str = Field("", max_length=4000)
-    consent: Literal[True] = Field(
-        description="The patient agrees to be contacted; must be true."
+    consent: StrictBool = Field(
+        description="The patient agrees to be contacted; must be true (JSON true)."
     )
 
     @field_validator("name", "preferred_times", "concern", "phone", mode="before")
@@ -43,6 +48,13 @@ class BookingRequest(BaseModel):
     @classmethod
     def _empty_email(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("consent")
+    @classmethod
+    def _consented(cls, value: bool) -> bool:
+        if value is not True:
+            raise ValueError("the patient must agree to be contacted (consent: true)")
+        return value
 
     @field_validator("phone")
     @classmethod
@@ -64,15 +76,55 @@ class BookingRequest(BaseModel):
 
 class Feedback(BaseModel):
     session_id: str
-    turn: int = Field(ge=1)
+    turn: int = Field(ge=1, le=100_000)
     rating: Literal["up", "down"]
     comment: str | None = Field(None, max_length=2000)
+
+
+def _logged(record: AnswerRecord) -> AnswerRecord:
+    """One log line per answer: ids, status and timings, never the patient's words."""
+    log.info(
+        "turn",
+        extra={
+            "session_id": record.session_id,
+            "turn": record.turn,
+            "status": record.status,
+            "citations": len(record.citations),
+            "dropped": sum(not v.supported for v in record.verdicts),
+            "total_ms": record.timings_ms.get("total"),
+        },
+    )
+    return record
+
+
+class RateLimiter:
+    """Requests per client in a moving window (the ``limits`` library, in memory)."""
+
+    def __init__(self, spec: str) -> None:
+        from limits import parse_many
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.items = parse_many(spec) if spec.strip() else []
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def check(self, client: str | None) -> None:
+        key = client or "unknown"
+        for item in self.items:
+            if not self.limiter.hit(item, "scarguide", key):
+                reset = self.limiter.get_window_stats(item, "scarguide", key).reset_time
+                raise RateLimitedError(max(1, math.ceil(reset - time.time())))
 
 
 class FrontDesk:
     def __init__(self, assistant: Assistant, store: Store) -> None:
         self.assistant = assistant
         self.store = store
+        self.limiter = RateLimiter(assistant.settings.rate_limit)
+
+    def allow(self, client: str | None) -> None:
+        """Raise RateLimitedError when ``client`` (an IP address) is over the limit."""
+        self.limiter.check(client)
 
     def check(self, message: str, session_id: str | None) -> None:
         """Raise InputError / SessionError before any work starts (so a stream never
@@ -80,16 +132,33 @@ class FrontDesk:
         clean_message(message, self.assistant.settings.max_message_chars)
         if session_id is not None:
             self.assistant.sessions.get(session_id)
+            if self.store.ended(session_id):
+                raise SessionEndedError(f"Session {session_id} has ended")
+            if len(self.store.turns(session_id)) >= self.assistant.settings.max_turns:
+                raise SessionEndedError(f"Session {session_id} reached its length limit")
 
     def chat(self, message: str, session_id: str | None = None) -> AnswerRecord:
         self.check(message, session_id)
-        return self.assistant.ask(message, session_id)
+        return _logged(self.assistant.ask(message, session_id))
 
     def stream(self, message: str, session_id: str | None = None) -> Iterator[Event]:
         self.check(message, session_id)
-        return self.assistant.stream(message, session_id)
+
+        def events() -> Iterator[Event]:
+            for event in self.assistant.stream(message, session_id):
+                if event.record is not None:
+                    _logged(event.record)
+                yield event
+
+        return events()
 
     def end(self, session_id: str) -> AnswerRecord:
+        """End a conversation once; ending it again returns the same handoff."""
+        self.assistant.sessions.get(session_id)  # unknown → SessionError
+        if self.store.ended(session_id):
+            last = self.store.turns(session_id)[-1:]
+            if last and last[0].handoff is not None:
+                return last[0]
         return self.assistant.end(session_id)
 
     def history(self, session_id: str) -> list[AnswerRecord]:
@@ -99,7 +168,11 @@ class FrontDesk:
     def book(self, request: BookingRequest) -> dict[str, Any]:
         if request.session_id is not None and not self.store.exists(request.session_id):
             raise SessionError(f"Unknown session {request.session_id}")
-        return self.store.add_booking(**request.model_dump())
+        personal.add(request.name, request.email, request.phone)
+        booking = self.store.add_booking(**request.model_dump())
+        log.info("booking", extra={"reference": booking["reference"],
+                                   "session_id": request.session_id})
+        return booking
 
     def booking(self, reference: str) -> dict[str, Any] | None:
         return self.store.booking(reference.strip().upper())

@@ -13,6 +13,7 @@ import unicodedata
 from typing import Literal
 
 from assistant.errors import InputError
+from assistant.words import alike, english_words
 
 Route = Literal["urgent", "crisis", "declined", "closing", "question"]
 
@@ -35,38 +36,97 @@ def clean_message(message: str, max_chars: int) -> str:
     return text
 
 
+# Text in a guide that addresses the assistant instead of the patient. Guides are trusted
+# content, but a sentence like this is an injected instruction, not a fact: it is left
+# out of the index (and reported by ingest), so no answer can quote or obey it.
+_INSTRUCTION = re.compile(
+    "|".join(
+        (
+            r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|rules?|prompts?|passages?|guide|above|previous)\b",
+            r"\b(you are|you're) (now )?(an? |the )?(ai|assistant|chatbot|language model|model|bot)\b",
+            r"\b(system prompt|system message|developer mode|jailbreak)\b",
+            r"\b(assistants?|chatbots?|ai|models?|bots?) (must|should|shall|will) (always |now |never )?\w+",
+            r"<\s*/?\s*(system|instructions?|question|assistant|user)\s*>",
+            r"\[/?INST\]|<\|im_(start|end)\|>|<<\s*/?SYS\s*>>",
+            r"\b(tell|recommend to|instruct) (every|all|each|the) (patients?|users?|readers?)\b",
+        )
+    ),
+    re.I,
+)
+
+
+def instruction_like(sentence: str) -> bool:
+    """Does this guide sentence speak to the assistant (an injected instruction)?"""
+    return bool(_INSTRUCTION.search(sentence))
+
+
+def as_data(text: str) -> str:
+    """Patient text as it goes into a prompt: angle brackets become look-alikes, so no
+    message can close the ``<question>`` tag or open a fake ``<system>`` one."""
+    return text.replace("<", "‹").replace(">", "›")
+
+
 def _any(*patterns: str) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
 
 
+_FILLER = r"(fill(er|ers|ed|ing)|inject(ion|ions|ed)?|needle)"
+_TREATED = r"(fill(er|ers|ed)|inject\w*|treat\w*|procedure|peel|laser\w*|microneedl\w*|dermabrasion|prp|subcision|session)"
+
 _URGENT = _any(
-    r"\b(can'?t|cannot|trouble|hard to|difficulty|struggling to) breath",
-    r"\b(throat|tongue|lips?|face) (is |are |getting |keeps )?(swell|swollen|closing)",
+    # breathing, swelling of the airway, allergy
+    r"\b(can'?t|cannot|can not|trouble|hard to|difficulty|struggling to|unable to) breath",
+    r"\b(throat|tongue|lips?|face|eyes?) (is |are |feels? |feel like it is |getting |keeps )?(swell|swollen|closing|tight)",
+    r"\bthroat\b.{0,30}\b(clos|tighten|swell|swollen)",
     r"\bswollen (throat|tongue|face|lips?)\b",
+    r"\b(face|lips?|tongue|throat|eyes?) (swelled|swelling) up\b",
     r"\bhives\b",
+    r"\bwheez",
     r"\bshort(ness)? of breath\b",
-    r"\b(vision|eyesight|seeing) (is |has |went |getting )?(blur|blurr|dark|double|loss|lost|changed)",
-    r"\b(blurry|blurred|double|lost my|loss of) (vision|sight)\b",
+    r"\banaphyla",
+    # a blocked blood vessel after fillers: colour change, pain, vision
+    r"\b(vision|eyesight|seeing|sight) (is |has |went |getting |gone )?(blur|blurr|dark|double|loss|lost|changed|black)",
+    r"\b(blurry|blurred|double|lost my|loss of|losing my|lost) (vision|sight|eyesight)\b",
+    r"\bseeing double\b",
     r"\bcan'?t see\b",
-    r"\b(turn|turning|turned|gone|went|going) (white|gr[ae]y|blue|purple|dusky|blotchy|pale)\b",
-    r"\b(white|gr[ae]y|blue|blotchy) (patch|patches|skin)\b.*\b(filler|inject)",
-    r"\bfever\b",
-    r"\bpus\b",
-    r"\bspreading (redness|red)\b",
-    r"\bred(ness)? (is )?spreading\b",
-    r"\bblister",
-    r"\b(burn|burned|burnt|burns)\b.*\b(peel|laser|treatment)",
-    r"\b(peel|laser|treatment)\b.*\b(burn|burned|burnt|burns)\b",
-    r"\b(severe|extreme|unbearable|excruciating) pain\b",
+    r"\b(turn|turns|turning|turned|gone|went|going|go) (a )?(weird |strange )?(white|gr[ae]y|blue|bluish|purple|purplish|dusky|blotchy|pale|mottled)\b",
+    r"\b(white|gr[ae]y|blue|bluish|purple|purplish|blotchy|dusky|mottled|pale)\b.{0,80}\b" + _FILLER,
+    _FILLER + r".{0,80}\b(white|gr[ae]y|blue|bluish|purplish|blotchy|dusky|mottled|pale)\b",
+    r"\b(severe|extreme|unbearable|excruciating|terrible|intense) pain\b",
+    # infection
+    r"\bfever(ish)?\b(?!\s+blisters?)",
+    r"\bchills\b",
+    r"\bpus+\b",
+    r"\booz(e|es|ing)\b",
+    r"\b(spreading|spreads) (redness|red)\b",
+    r"\b(redness|red area|red skin|red patch|red streaks?|swelling)\b.{0,30}\bspread",
+    r"\b(hot|warm) to (the )?touch\b",
+    r"\bswollen and (hot|warm)\b",
+    # burns and blisters after a peel or laser
+    r"(?<!fever )\bblister",
+    r"\b(burned|burnt|got burns|have burns|has burns|burns from)\b.{0,60}\b" + _TREATED,
+    r"\b" + _TREATED + r"\b.{0,60}\b(burned|burnt)\b",
+    r"\b(is|it's|feels?|still|keeps?) (like it is |like it's )?burning\b",
+    r"\b(raw|weeping)\b.{0,40}\b(skin|patch|patches|face|areas?)\b",
+    r"\b(skin|face)\b.{0,30}\b(is|feels|looks) raw\b",
 )
 _CRISIS = _any(
     r"\bsuicid",
-    r"\bkill (myself|me)\b",
-    r"\bend (it all|my life)\b",
-    r"\bwant(ing)? to die\b",
+    r"\bkill(ing)? (myself|me)\b",
+    r"\bend(ing)? (it all|my life|things)\b",
+    r"\b(want|wanna|wanting|going|ready) (to )?(die|dye)\b",
     r"\bself[- ]?harm",
-    r"\bhurt(ing)? myself\b",
-    r"\bno reason to live\b",
+    r"\b(hurt|hurting|cut|cutting|harm|harming) myself\b",
+    r"\bno (reason|point) (to|in) (live|living|going on)\b",
+    r"\b(don'?t|do not|no longer) want to (be alive|live|exist|wake up|be here)\b",
+    r"\bbetter off without me\b",
+    r"\bcan'?t go on\b",
+    r"\bdone with (life|living)\b",
+    r"\bdisappear (forever|for good)\b",
+    r"\b(the )?point (in|of) (living|being alive|life)\b",
+    r"\b(might as well|rather) not (exist|be alive|be here)\b",
+    r"\b(take|taking|swallow|swallowing) (all )?(of )?(my|the|these) (pills|tablets)\b",
+    r"\boverdose\b",
 )
 _DECLINED = _any(
     r"\b(doses|dosage|dosing|mg|milligrams?)\b",
@@ -75,7 +135,7 @@ _DECLINED = _any(
     r"\bhow (much|many|often)\b.*\b(should|can|do) i (take|use|apply)\b",
     r"\bwhat (strength|concentration|percent(age)?)\b",
     r"\b(should|can) i (use|take|apply)\b.*\b(at home|how often|every day|daily|twice)\b",
-    r"\bprescri(be|ption)\b",
+    r"\bprescri(be|bes|bing|bed|ption|ptions)\b",
     r"\bdiagnos(e|is)\b",
     r"\b(do|did) i have (an? )?(keloids?|hypertrophic|boxcar|ice ?pick|rolling|atrophic|pih|pie|acne scars?|scars?|scarring)\b",
     r"\bwhat (kind of |type of )?(scar|scars) do i have\b",
@@ -97,11 +157,41 @@ _CLOSING = _any(
 )
 
 
+# Red-flag words a patient may misspell; a typed word that is no English word but one
+# edit from one of these is read as it ("fevr", "swolen", "vison", "blistring").
+_RED_FLAG_WORDS = (
+    "turned turning white grey gray blue bluish purple blotchy mottled dusky pale vision "
+    "blurry blurred eyesight excruciating unbearable severe swollen swelling hives fever "
+    "feverish blistering blisters blistered breathe breathing breath throat suicide suicidal "
+    "kill killing myself die dying wheezing spreading redness oozing burned burning chills"
+).split()
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def _fix_typos(text: str) -> str:
+    english = english_words()
+    text = re.sub(r"\bmy self\b", "myself", text.lower())
+
+    def fix(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if len(word) < 3 or word in english or word in _RED_FLAG_WORDS:
+            return word
+        for known in _RED_FLAG_WORDS:
+            if alike(word, known):
+                return known
+        return word
+
+    return _WORD.sub(fix, text)
+
+
 def route(text: str) -> Route:
-    """The route of a cleaned message: crisis and urgent first, then declined, then closing."""
-    if _CRISIS.search(text):
+    """The route of a cleaned message: crisis and urgent first, then declined, then closing.
+
+    Crisis and urgent patterns also run on the message with red-flag misspellings fixed."""
+    fixed = _fix_typos(text)
+    if _CRISIS.search(text) or _CRISIS.search(fixed):
         return "crisis"
-    if _URGENT.search(text):
+    if _URGENT.search(text) or _URGENT.search(fixed):
         return "urgent"
     if _DECLINED.search(text):
         return "declined"

@@ -14,8 +14,8 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     func,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -149,6 +151,10 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._migrated = False
         self._migrate_lock = threading.Lock()
+        # an in-memory SQLite database is one connection: one transaction at a time
+        self._one_at_a_time = (
+            threading.Lock() if isinstance(self.engine.pool, StaticPool) else nullcontext()
+        )
 
     # -- schema ---------------------------------------------------------------------
 
@@ -176,9 +182,9 @@ class Store:
     def _tx(self) -> Iterator[Session]:
         self.migrate()
         try:
-            with self._sessions.begin() as db:
+            with self._one_at_a_time, self._sessions.begin() as db:
                 yield db
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OverflowError) as exc:
             problem = exc.__class__.__name__
             raise StoreError(f"Database error at {self._where()}: {problem}") from exc
 
@@ -229,6 +235,11 @@ class Store:
             else:
                 row.updated_at = _now()
 
+    def ended(self, session_id: str) -> bool:
+        with self._tx() as db:
+            row = db.get(SessionRow, session_id)
+            return bool(row and row.ended)
+
     def exists(self, session_id: str) -> bool:
         with self._tx() as db:
             return db.get(SessionRow, session_id) is not None
@@ -272,6 +283,31 @@ class Store:
                 )
                 > 0
             )
+
+    def purge(self, older_than_days: int) -> dict[str, int]:
+        """Delete conversations (their turns and feedback) not touched for the given number
+        of days. Bookings stay (they live only in their own table); their link to the
+        deleted conversation is cleared."""
+        cutoff = _now() - timedelta(days=older_than_days)
+        with self._tx() as db:
+            old = select(SessionRow.id).where(SessionRow.updated_at < cutoff)
+            ids = list(db.scalars(old))
+            counts = {"sessions": len(ids), "turns": 0, "feedback": 0}
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                counts["turns"] += db.execute(
+                    delete(TurnRow).where(TurnRow.session_id.in_(batch))
+                ).rowcount
+                counts["feedback"] += db.execute(
+                    delete(FeedbackRow).where(FeedbackRow.session_id.in_(batch))
+                ).rowcount
+                db.execute(
+                    update(BookingRow)
+                    .where(BookingRow.session_id.in_(batch))
+                    .values(session_id=None)
+                )
+                db.execute(delete(SessionRow).where(SessionRow.id.in_(batch)))
+        return counts
 
     # -- feedback and bookings --------------------------------------------------------
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from langchain_core.embeddings import Embeddings
 
 from assistant.corpus import split_sentences
-from assistant.words import STOP, content_stems, stem, words
+from assistant.words import STOP, content_stems, stem, unknown_names, words
 
 _NUMBER = re.compile(r"\$?\d+(?:[.,]\d+)?\s*(?:%|mm|cm|percent)?")
 _NUMBER_WORDS = {
@@ -232,6 +232,9 @@ class ClaimChecker:
         ):
             reasons.append("comparison not made in the passage")
         reasons.extend(_category_problems(claim, context))
+        names = unknown_names(claim, context)
+        if names:  # the patient's words do not excuse these: injected products come from there
+            reasons.append(f"name(s) the passage never uses: {', '.join(sorted(names))}")
         claim_stems = content_stems(claim)
         new = claim_stems - content_stems(context) - content_stems(question)
         novelty = len(new) / len(claim_stems) if claim_stems else 0.0

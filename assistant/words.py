@@ -8,6 +8,7 @@ that a guide may not cover.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
@@ -123,3 +124,26 @@ def uncovered_words(question: str, passage: str) -> set[str]:
     """Content words of the question that the passage lacks, even allowing for typos."""
     have = content_stems(passage) | PLAIN_WORDS
     return {w for w in content_stems(question) - have if not any(alike(w, h) for h in have)}
+
+
+@lru_cache(maxsize=1)
+def english_words():
+    """An English word list (pyspellchecker's; supports ``word in english_words()``)."""
+    from spellchecker import SpellChecker
+
+    return SpellChecker()
+
+
+def unknown_names(text: str, context: str) -> set[str]:
+    """Words of ``text`` that are neither English nor in ``context``: a product, a person
+    or a term the context never names ("ZetaCream")."""
+    english = english_words()
+    known = context.lower()
+    known_stems = content_stems(context)
+    return {
+        w
+        for w in re.findall(r"[A-Za-z][A-Za-z'-]{3,}", text)
+        if w.lower() not in english
+        and w.lower().strip("'-") not in known
+        and stem(w.lower()) not in known_stems
+    }

@@ -62,3 +62,13 @@ def real_services(tmp_path_factory, real_embeddings) -> Services:
     services.__dict__["embeddings"] = real_embeddings
     services.ingest()
     return services
+
+
+@pytest.fixture(scope="session")
+def real_assistant(real_services):
+    """The real answer chain (default local model), warmed once per test session."""
+    services = Services(real_services.settings.model_copy(update={"session_store": "memory"}))
+    services.__dict__.update(embeddings=real_services.embeddings, index=real_services.index)
+    assistant = services.assistant
+    assistant.warm()
+    return assistant

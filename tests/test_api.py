@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -194,11 +195,20 @@ def test_a_model_failure_is_a_503_not_a_traceback(tmp_path):
     assert_error(r, 503, "unavailable")
 
 
+def healthy(client, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        r = client.get("/healthz")
+        if r.status_code == 200 or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
 def test_healthz_and_docs(client):
-    r = client.get("/healthz")
-    body = r.json()
-    assert body["index_ready"] is True and body["database"] is True
-    assert r.status_code == (200 if body["model_loaded"] else 503)
+    r = healthy(client)  # the warm-up runs in the background at start
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "model_loaded": True, "index_ready": True,
+                        "database": True, "model": "fake"}
     spec = client.get("/openapi.json").json()
     assert {"/api/chat", "/api/chat/stream", "/api/sessions/{session_id}/end", "/api/bookings",
             "/api/bookings/{reference}", "/api/feedback"} <= set(spec["paths"])
@@ -209,8 +219,53 @@ def test_healthz_and_docs(client):
 
 def test_api_works_beside_the_mounted_ui(tmp_path):
     with make_client(tmp_path, f"{SUBCISION} [19]", ui=True) as c:
-        assert c.get("/").status_code == 200
+        assert c.get("/").status_code == 200 and "gradio" in c.get("/").text.lower()
         r = c.post("/api/chat", json={"message": "what is subcision?"})
         assert r.status_code == 200 and r.json()["status"] == "answered"
-        assert c.get("/healthz").status_code in (200, 503)
+        assert healthy(c).status_code == 200
+        # the contract's error shape holds with the UI mounted at /
         assert_error(c.post("/api/chat", json={"message": ""}), 422, "invalid_message")
+        assert_error(c.get("/api/nothing-here"), 404, "not_found")
+        assert_error(c.get("/api/chat"), 405, "method_not_allowed")
+        assert_error(c.post("/api/bookings/x"), 405, "method_not_allowed")
+
+
+def test_an_ended_conversation_takes_no_more_messages_and_ends_once(client):
+    sid = client.post("/api/chat", json={"message": "what is subcision?"}).json()["session_id"]
+    first = client.post(f"/api/sessions/{sid}/end").json()
+    again = client.post(f"/api/sessions/{sid}/end").json()
+    assert first == again
+    assert_error(client.post("/api/chat", json={"message": "hi", "session_id": sid}), 409,
+                 "session_ended")
+    store = client.app.state.runtime.services.store
+    assert [r.status for r in store.turns(sid)] == ["answered", "handoff"]
+
+
+def test_oversized_bodies_and_odd_values(client):
+    r = client.post("/api/chat", content=b"x" * 200_000,
+                    headers={"content-type": "application/json"})
+    assert_error(r, 413, "too_large")
+    sid = client.post("/api/chat", json={"message": "what is subcision?"}).json()["session_id"]
+    r = client.post("/api/feedback", json={"session_id": sid, "turn": 2**63, "rating": "up"})
+    assert_error(r, 422, "invalid_request")
+    assert_error(client.post("/api/bookings", json=booking(consent=1)), 422, "invalid_request")
+
+
+def test_a_stream_that_fails_midway_ends_with_an_error_event(client, monkeypatch):
+    desk = client.app.state.runtime.desk()
+
+    def broken(message, session_id=None):
+        desk.check(message, session_id)
+
+        def events():
+            raise RuntimeError("boom")
+            yield  # a generator
+
+        return events()
+
+    monkeypatch.setattr(desk, "stream", broken)
+    with client.stream("POST", "/api/chat/stream", json={"message": "what is subcision?"}) as r:
+        raw = "".join(r.iter_text())
+    assert r.status_code == 200 and raw.startswith("event: error")
+    assert json.loads(raw.split("data: ", 1)[1])["error"]["code"] == "internal"
+    assert "boom" not in raw

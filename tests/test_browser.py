@@ -115,3 +115,27 @@ def test_tabs_have_their_own_conversations_and_urgent_is_prominent(server):
         other.locator("#chat").wait_for()
         assert other.locator("#chat [data-testid=user]").count() == 0
         other.close()
+
+
+XSS_QUESTION = (
+    '<img src="http://127.0.0.1:9/evil.png" onerror="window.__xss=1"> '
+    "<script>window.__xss=2</script> ![pixel](http://127.0.0.1:9/pixel.png) "
+    "[book here](javascript:window.__xss=3) what are boxcar scars?"
+)
+
+
+def test_xss_payloads_render_inert(server):
+    with browser_page(ARTIFACTS) as page:
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(server.url + "/")
+        ask(page, XSS_QUESTION)
+        page.locator("#chat .thought-group .title", has_text="Sources").last.wait_for()
+        user = page.locator("#chat [data-testid=user]").last.inner_text()
+        assert "<img" in user and "<script>" in user  # shown as text
+        assert page.evaluate("window.__xss") is None  # nothing ran
+        assert page.locator("#chat img[src*='127.0.0.1:9']").count() == 0
+        assert page.locator("#chat a[href^='javascript']").count() == 0
+        assert page.locator("#chat script").count() == 0
+        assert not [u for u in requests if ":9/" in u]  # no remote image was fetched
+        shot(page, "5-xss-inert")

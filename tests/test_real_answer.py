@@ -14,13 +14,9 @@ GUIDE = " ".join(
 )
 
 
-@pytest.fixture(scope="module")
-def assistant(real_services):
-    services = Services(real_services.settings.model_copy(update={"session_store": "memory"}))
-    services.__dict__.update(embeddings=real_services.embeddings, index=real_services.index)
-    assistant = services.assistant
-    assistant.warm()
-    return assistant
+@pytest.fixture
+def assistant(real_assistant):
+    return real_assistant
 
 
 def test_acne_marks_vs_scars_is_answered_from_its_section_with_exact_quotes(assistant):

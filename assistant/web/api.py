@@ -11,13 +11,19 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.errors import InputError, ScarguideError, SessionError
+from assistant.errors import (
+    InputError,
+    RateLimitedError,
+    ScarguideError,
+    SessionEndedError,
+    SessionError,
+)
 from assistant.frontdesk import BookingRequest, Feedback, FrontDesk
 from assistant.records import AnswerRecord, Citation, Handoff, Status
 
@@ -77,11 +83,13 @@ def chat_response(record: AnswerRecord) -> dict[str, Any]:
     return ChatResponse(**record.model_dump()).model_dump(mode="json")
 
 
-_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+           429: "rate_limited"}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse},
     404: {"model": ErrorResponse},
     422: {"model": ErrorResponse},
+    429: {"model": ErrorResponse},
 }
 
 
@@ -106,13 +114,23 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _input(_request: Request, exc: InputError) -> JSONResponse:
         return error(422, "invalid_message", exc.patient_message)
 
+    @app.exception_handler(RateLimitedError)
+    async def _limited(_request: Request, exc: RateLimitedError) -> JSONResponse:
+        response = error(429, "rate_limited", exc.patient_message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(SessionEndedError)
+    async def _ended(_request: Request, exc: SessionEndedError) -> JSONResponse:
+        return error(409, "session_ended", "This conversation has ended; start a new one.")
+
     @app.exception_handler(SessionError)
     async def _session(_request: Request, exc: SessionError) -> JSONResponse:
         return error(404, "unknown_session", "This conversation does not exist or has expired.")
 
     @app.exception_handler(ScarguideError)
     async def _unavailable(_request: Request, exc: ScarguideError) -> JSONResponse:
-        log.error("request failed: %s: %s", type(exc).__name__, exc)
+        log.error("request failed: %s", type(exc).__name__)
         return error(503, "unavailable", exc.patient_message)
 
     @app.exception_handler(StarletteHTTPException)
@@ -123,7 +141,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error: %s", type(exc).__name__)
+        # the type and where only: an exception's message may carry patient text
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+        log.error("unexpected %s at %s", type(exc).__name__, where)
         return error(500, "internal", "Something went wrong on our side. Please try again.")
 
 
@@ -133,7 +156,11 @@ def _sse(event: str, data: dict[str, Any]) -> str:
 
 def router(desk: Callable[[], FrontDesk]) -> APIRouter:
     """The routes; ``desk()`` returns the process's FrontDesk (built on first use)."""
-    api = APIRouter(prefix="/api", responses=_RESPONSES)
+    def limited(request: Request) -> None:
+        desk().allow(request.client.host if request.client else None)
+
+    # every route counts against the client's rate limit
+    api = APIRouter(prefix="/api", responses=_RESPONSES, dependencies=[Depends(limited)])
 
     @api.post("/chat", response_model=ChatResponse, summary="Ask a question")
     def chat(request: ChatRequest) -> dict[str, Any]:
@@ -159,8 +186,12 @@ def router(desk: Callable[[], FrontDesk]) -> APIRouter:
                     else:
                         yield _sse("sentence", {"text": event.text})
             except ScarguideError as exc:
-                log.error("stream failed: %s: %s", type(exc).__name__, exc)
+                log.error("stream failed: %s", type(exc).__name__)
                 problem = {"code": "unavailable", "message": exc.patient_message}
+                yield _sse("error", {"error": problem})
+            except Exception as exc:  # the status line is sent: report it in the stream
+                log.error("stream failed: unexpected %s", type(exc).__name__)
+                problem = {"code": "internal", "message": "Something went wrong on our side."}
                 yield _sse("error", {"error": problem})
 
         return StreamingResponse(
@@ -190,4 +221,37 @@ def router(desk: Callable[[], FrontDesk]) -> APIRouter:
     def feedback(request: Feedback) -> dict[str, Any]:
         return {"id": desk().feedback(request)}
 
+    @api.api_route(
+        "/{anything:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        include_in_schema=False,
+    )
+    def unknown(request: Request, anything: str) -> JSONResponse:
+        """Anything else under /api: 405 for a known path, 404 otherwise, in the JSON error
+        shape (the UI mounted at / would answer otherwise)."""
+        path = request.url.path
+        for route in api.routes:
+            if getattr(route, "path", "").startswith("/api/{anything"):
+                continue
+            if getattr(route, "path_regex", None) and route.path_regex.match(path):
+                return error(405, "method_not_allowed", "Method not allowed.")
+        return error(404, "not_found", "Not found.")
+
     return api
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413 before reading them."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api"):
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                response = error(413, "too_large", "The request is too large.")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

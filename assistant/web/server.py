@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from assistant.app import Services
 from assistant.frontdesk import FrontDesk
-from assistant.web.api import install_error_handlers, router
+from assistant.web.api import BodyLimit, install_error_handlers, router
 
 log = logging.getLogger("scarguide.server")
 
@@ -29,6 +29,8 @@ class Runtime:
         self._lock = threading.Lock()
         self.warm_seconds: float | None = None
         self.warm_error: str | None = None
+        self._warming = False
+        self._last_try = time.monotonic()
 
     def desk(self) -> FrontDesk:
         with self._lock:
@@ -42,10 +44,11 @@ class Runtime:
         try:
             self.desk().assistant.warm()
             self.warm_seconds = round(time.perf_counter() - started, 2)
+            self.warm_error = None
             log.info("assistant ready in %.1f s", self.warm_seconds)
-        except Exception as exc:  # reported by /healthz; requests retry the load
-            self.warm_error = f"{type(exc).__name__}: {exc}"
-            log.error("warm-up failed: %s", self.warm_error)
+        except Exception as exc:  # /healthz says 503 and retries; the reason goes to the log
+            self.warm_error = type(exc).__name__
+            log.error("warm-up failed: %s: %s", type(exc).__name__, exc)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         services = self.services
@@ -64,9 +67,25 @@ class Runtime:
             if services.settings.llm_backend == "local"
             else services.settings.llm_backend,
         }
-        if self.warm_error:
-            body["detail"] = self.warm_error
+        if self.warm_error and not model_loaded:
+            self.retry_warm()
         return body["status"] == "ok", body
+
+    def retry_warm(self, every_s: float = 60.0) -> None:
+        """After a failed warm-up, try again in the background (at most once a minute)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._warming or now - self._last_try < every_s:
+                return
+            self._warming, self._last_try = True, now
+
+        def run() -> None:
+            try:
+                self.warm()
+            finally:
+                self._warming = False
+
+        threading.Thread(target=run, name="warm-up-retry", daemon=True).start()
 
 
 def create_app(services: Services, ui: bool = True, warm: bool = True) -> FastAPI:
@@ -90,6 +109,8 @@ def create_app(services: Services, ui: bool = True, warm: bool = True) -> FastAP
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    # a message is at most max_message_chars (4 bytes each in UTF-8), plus the JSON around it
+    app.add_middleware(BodyLimit, max_bytes=services.settings.max_message_chars * 4 + 16_384)
     app.include_router(router(runtime.desk))
 
     from fastapi.openapi.docs import get_swagger_ui_html
@@ -130,6 +151,17 @@ def create_app(services: Services, ui: bool = True, warm: bool = True) -> FastAP
 def serve(services: Services, host: str = "127.0.0.1", port: int = 7860) -> None:
     import uvicorn
 
+    from assistant import logs
+
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    logs.configure(services.settings.log_level)
     print(f"scarguide is starting at http://{host}:{port}/  (API docs: /docs)", flush=True)
-    uvicorn.run(create_app(services), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(services),
+        host=host,
+        port=port,
+        log_config=None,  # keep the redacting handler
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+        limit_concurrency=services.settings.max_connections,
+    )

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,6 +25,7 @@ from assistant.errors import InputError, ScarguideError, SessionError
 from assistant.frontdesk import BookingRequest, Feedback, FrontDesk
 from assistant.handoff import summarise
 from assistant.records import AnswerRecord
+from assistant.web.render import plain
 
 log = logging.getLogger("scarguide.ui")
 
@@ -53,7 +53,10 @@ button:focus-visible, textarea:focus-visible, input:focus-visible {
 """
 
 SAVE_SESSION_JS = f"""(sid) => {{
-  try {{ if (sid) {{ sessionStorage.setItem('{STORAGE_KEY}', sid); }} }} catch (e) {{}}
+  try {{
+    if (sid) {{ sessionStorage.setItem('{STORAGE_KEY}', sid); }}
+    else {{ sessionStorage.removeItem('{STORAGE_KEY}'); }}
+  }} catch (e) {{}}
   return [];
 }}"""
 READ_SESSION_JS = f"""() => {{
@@ -65,20 +68,20 @@ NOT_COVERED = "**Not covered in the guide.**"
 
 def sources_markdown(record: AnswerRecord) -> str:
     return "\n\n".join(
-        f"**[{c.n}]** {html.escape(c.section)}  \n“{html.escape(c.quote)}”"
+        f"**\\[{c.n}\\]** {plain(c.section)}  \n“{plain(c.quote)}”"
         for c in record.citations
     )
 
 
 def answer_messages(record: AnswerRecord) -> list[dict[str, Any]]:
     """The chat messages that show one answer: the text, then its collapsed sources."""
-    text = html.escape(record.answer, quote=False)
+    text = plain(record.answer)
     if record.status == "not_in_guide":
         text = f"{NOT_COVERED} {text}"
     elif record.status == "urgent":
         text = f"**Urgent.** {text}"
     if record.handoff is not None and record.status != "handoff":
-        text += f"\n\n_{html.escape(record.handoff.message, quote=False)}_"
+        text += f"\n\n_{plain(record.handoff.message)}_"
     messages = [{"role": "assistant", "content": text}]
     if record.citations:
         messages.append(
@@ -92,7 +95,7 @@ def answer_messages(record: AnswerRecord) -> list[dict[str, Any]]:
 
 
 def urgent_markdown(record: AnswerRecord) -> str:
-    return f"## Get help now\n\n{html.escape(record.answer, quote=False)}"
+    return f"## Get help now\n\n{plain(record.answer)}"
 
 
 def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
@@ -105,7 +108,8 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
 
     with gr.Blocks(title="Acne scar guide — ask a question", analytics_enabled=False) as demo:
         session_box = gr.Textbox(visible=False, elem_id="session-id")
-        turn_of = gr.State({})  # chat message index → answer (turn) number
+        ended_session = gr.Textbox(visible=False)  # the conversation a booking follows
+        turn_of = gr.State({})  # chat message index → [session id, answer (turn) number]
         feedback_id = gr.State(None)
 
         urgent = gr.Markdown(visible=False, elem_id="urgent")
@@ -182,21 +186,29 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
             turns: dict[int, int] = {}
             for record in records:
                 if record.question != "[end of conversation]":
-                    history.append({"role": "user", "content": record.question})
-                turns[len(history)] = record.turn
+                    history.append({"role": "user", "content": plain(record.question)})
+                turns[len(history)] = [record.session_id, record.turn]
                 history.extend(answer_messages(record))
             return history, sid, turns
 
-        def respond(text: str, history: list, sid: str, turns: dict) -> Iterator[tuple]:
+        def respond(
+            text: str, history: list, sid: str, turns: dict, request: gr.Request
+        ) -> Iterator[tuple]:
             history = list(history or [])
             turns = dict(turns or {})
             keep = gr.update()
             sid = (sid or "").strip() or None
             try:
+                desk().allow(_client(request))
                 events = desk().stream(text or "", sid)
-            except SessionError:  # an expired conversation: start afresh
+            except SessionError:  # an ended or expired conversation: a new one starts
                 sid = None
-                events = desk().stream(text or "", None)
+                try:
+                    events = desk().stream(text or "", None)
+                except ScarguideError as exc:
+                    yield (history, gr.update(), "", turns, keep, keep,
+                           gr.update(value=exc.patient_message, visible=True))
+                    return
             except InputError as exc:
                 yield (history, gr.update(), sid or "", turns, keep, keep,
                        gr.update(value=exc.patient_message, visible=True))
@@ -206,7 +218,7 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
                 yield (history, gr.update(), sid or "", turns, keep, keep,
                        gr.update(value=exc.patient_message, visible=True))
                 return
-            history.append({"role": "user", "content": html.escape(text, quote=False)})
+            history.append({"role": "user", "content": plain(text)})
             history.append({"role": "assistant", "content": "…"})
             answer_at = len(history) - 1
             hide = gr.update(visible=False)
@@ -215,13 +227,13 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
             try:
                 for event in events:
                     if event.record is None:
-                        shown.append(html.escape(event.text, quote=False))
+                        shown.append(plain(event.text))
                         history[answer_at] = {"role": "assistant", "content": " ".join(shown)}
                         yield history, "", sid or "", turns, hide, hide, hide
                         continue
                     record = event.record
                     history = history[:answer_at] + answer_messages(record)
-                    turns[answer_at] = record.turn
+                    turns[answer_at] = [record.session_id, record.turn]
                     yield (
                         history,
                         "",
@@ -255,10 +267,10 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
             except ScarguideError:
                 return ""
 
-        def open_booking(sid: str):
-            return gr.update(visible=True), summary_of(sid), ""
+        def open_booking(sid: str, ended_sid: str):
+            return gr.update(visible=True), summary_of(sid or ended_sid), ""
 
-        book.click(open_booking, [session_box], [booking, concern, booking_result])
+        book.click(open_booking, [session_box, ended_session], [booking, concern, booking_result])
 
         def end_chat(sid: str, history: list, turns: dict):
             history = list(history or [])
@@ -266,15 +278,20 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
             if sid:
                 try:
                     record = desk().end(sid)
-                    turns[len(history)] = record.turn
+                    turns[len(history)] = [record.session_id, record.turn]
                     history.extend(answer_messages(record))
-                    return history, turns, gr.update(visible=True), record.handoff.summary, ""
+                    # the next message starts a new conversation; the booking keeps this one
+                    return (history, turns, gr.update(visible=True), record.handoff.summary, "",
+                            "", sid)
                 except ScarguideError:
                     pass
-            return history, turns, gr.update(visible=True), "", ""
+            return history, turns, gr.update(visible=True), "", "", sid or "", sid or ""
 
-        end.click(end_chat, [session_box, chat, turn_of],
-                  [chat, turn_of, booking, concern, booking_result])
+        end.click(
+            end_chat,
+            [session_box, chat, turn_of],
+            [chat, turn_of, booking, concern, booking_result, session_box, ended_session],
+        ).then(None, [session_box], None, js=SAVE_SESSION_JS)
 
         def submit_booking(sid, concern_text, name_text, email_text, phone_text, times_text, ok):
             try:
@@ -301,23 +318,34 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
                 "Keep it: the clinic will contact you to arrange a time."
             )
 
+        def submit_for(sid, ended_sid, concern_text, name_text, email_text, phone_text,
+                       times_text, ok, request: gr.Request):
+            try:
+                desk().allow(_client(request))
+            except ScarguideError as exc:
+                return exc.patient_message + " Your details are still in the form."
+            return submit_booking(sid or ended_sid, concern_text, name_text, email_text,
+                                  phone_text, times_text, ok)
+
         submit.click(
-            submit_booking,
-            [session_box, concern, name, email, phone, times, consent],
+            submit_for,
+            [session_box, ended_session, concern, name, email, phone, times, consent],
             [booking_result],
         )
 
-        def rate(data: gr.LikeData, sid: str, turns: dict):
-            turn = (turns or {}).get(data.index if isinstance(data.index, int) else data.index[0])
-            if data.liked not in (True, False) or not sid or turn is None:
+        def rate(data: gr.LikeData, turns: dict):
+            index = data.index if isinstance(data.index, int) else data.index[0]
+            rated = (turns or {}).get(index) or (turns or {}).get(str(index))
+            if data.liked not in (True, False) or not rated:
                 return None, gr.update(visible=False)
+            sid, turn = rated
             feedback = Feedback(session_id=sid, turn=turn, rating="up" if data.liked else "down")
             try:
                 return desk().feedback(feedback), gr.update(visible=True)
             except ScarguideError:
                 return None, gr.update(visible=False)
 
-        chat.like(rate, [session_box, turn_of], [feedback_id, comment_row])
+        chat.like(rate, [turn_of], [feedback_id, comment_row])
 
         def send_comment(fid, text):
             if fid is None or not (text or "").strip():
@@ -332,6 +360,11 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
 
     demo.queue(default_concurrency_limit=None, max_size=64)
     return demo
+
+
+def _client(request: gr.Request | None) -> str | None:
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
 
 
 def _form_errors(exc: ValidationError) -> list[str]:
