@@ -20,7 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 eval_app = typer.Typer(
-    help="Measure the assistant on the labelled cases in eval/.", no_args_is_help=True
+    help="Measure the assistant on the labelled cases in eval/. With no subcommand: every "
+    "suite, a results.json and a report.html under eval/reports/<timestamp>/."
 )
 app.add_typer(eval_app, name="eval")
 
@@ -206,6 +207,82 @@ def eval_retrieval(
 
     results = retrieval.evaluate(_services(), cases or retrieval.DEFAULT_CASES)
     typer.echo(retrieval.to_json(results) if as_json else retrieval.render(results))
+
+
+@eval_app.callback(invoke_without_command=True)
+def eval_all(
+    ctx: typer.Context,
+    suite: Annotated[
+        list[str] | None,
+        typer.Option("--suite", help="Run only this suite (repeatable): retrieval, answers, "
+                     "safety, attacks, followups, handoff."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Packaged model for the local backend.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N cases per suite.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="The quick subset CI runs.")] = False,
+    url: Annotated[
+        str | None, typer.Option(help="Evaluate a running server (its REST API) instead.")
+    ] = None,
+    judge: Annotated[
+        str, typer.Option(help="Second judge: same (the chat model), openai, or none.")
+    ] = "same",
+    gate: Annotated[bool, typer.Option("--gate", help="Fail when a metric falls below "
+                                       "eval/baseline.json by more than its tolerance.")] = False,
+    tolerance: Annotated[
+        float | None, typer.Option(min=0, help="Override every metric's tolerance.")
+    ] = None,
+    baseline: Annotated[Path | None, typer.Option(help="Baseline file.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: eval/reports/"
+                                             "<timestamp>).")] = None,
+) -> None:
+    """Every suite (or --suite ones) in one run, with a report and an optional gate."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from assistant.evals import harness
+
+    suites = suite or list(harness.SUITES)
+    unknown = set(suites) - set(harness.SUITES)
+    if unknown:
+        raise typer.BadParameter(f"unknown suite(s): {', '.join(sorted(unknown))}")
+    run = harness.run_from_settings(
+        load_settings(**EVAL_STORES | ({"llm_model": model} if model else {})),
+        suites, url=url, judge=judge, quick=quick, limit=limit,
+    )
+    if gate:
+        run.gate = harness.gate(run, harness.load_baseline(baseline or harness.BASELINE),
+                                tolerance)
+    folder = harness.write(run, out)
+    typer.echo("\n".join(harness.summary_lines(run)))
+    typer.echo(f"report: {folder / 'report.html'}")
+    if run.gate is not None and not run.gate["passed"]:
+        raise typer.Exit(1)
+
+
+@eval_app.command("add-case")
+def eval_add_case(
+    turn: Annotated[int, typer.Option(help="The stored turn's id (turns table).")],
+    expected_status: Annotated[
+        str | None, typer.Option(help="What the answer should have been (default: its status).")
+    ] = None,
+    section: Annotated[
+        list[str] | None, typer.Option(help="An expected section (repeatable).")
+    ] = None,
+    fact: Annotated[
+        list[str] | None,
+        typer.Option(help="A required fact; alternatives separated by | (repeatable)."),
+    ] = None,
+    cases: Annotated[Path | None, typer.Option(help="Cases file to append to.")] = None,
+) -> None:
+    """Turn a stored conversation turn into an answer-eval case (a regression test)."""
+    from assistant.evals import harness
+
+    services = _services()
+    case = harness.add_case(
+        services.store, turn, cases or harness.EVAL_DIR / "answers.jsonl",
+        expected_status=expected_status, sections=section or [],
+        facts=[f.split("|") for f in fact or []],
+    )
+    typer.echo(f"added case {case.id} to {cases or 'eval/answers.jsonl'}")
 
 
 @eval_app.command("safety")

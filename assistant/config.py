@@ -175,10 +175,11 @@ class Settings(BaseSettings):
     )
 
     # Chat model
-    llm_backend: Literal["local", "openai", "fake"] = Field(
+    llm_backend: Literal["local", "openai", "fake", "quote"] = Field(
         "local",
         description="local (llama.cpp in-process, packaged model), openai (any OpenAI-compatible "
-        "server) or fake (queued replies, for tests).",
+        "server), fake (queued replies, for tests) or quote (quotes the passage the prompt "
+        "hints at: a deterministic stand-in for tests).",
     )
     llm_model: str = Field(
         "qwen2.5-coder-1.5b",

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -169,6 +170,52 @@ def fake_chat(replies: list[str]) -> BaseChatModel:
     return GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
 
 
+class QuoteChat(BaseChatModel):
+    """A deterministic stand-in that follows the prompt the way a careful model would:
+    it answers with the first sentence of the first passage the answer prompt hints at
+    ("Passages [3], [5] look relevant"), cited; with no hint it replies NOT_IN_GUIDE; a
+    condense prompt gets the last message back; a judge prompt gets "yes" when the claim's
+    words all appear in the passage. No model, no randomness: for tests of everything
+    around the model, and to show that a broken prompt breaks the answers."""
+
+    _PASSAGE = re.compile(r"^\[(\d+)\] \([^)]*\) (.+)$", re.M)
+
+    @property
+    def _llm_type(self) -> str:
+        return "quote"
+
+    def reply(self, messages: list[BaseMessage]) -> str:
+        system = next((str(m.content) for m in messages if m.type == "system"), "")
+        last = str(messages[-1].content) if messages else ""
+        if "Last message:" in last:  # condense
+            match = re.search(r"Last message: <question>(.*?)</question>", last, re.S)
+            return match.group(1).strip() if match else last
+        if "<claim>" in last:  # judge
+            claim = re.search(r"<claim>(.*?)</claim>", last, re.S)
+            passage = re.search(r"<passage>(.*?)</passage>", last, re.S)
+            words = set(re.findall(r"[a-z]{4,}", (claim.group(1) if claim else "").lower()))
+            text = (passage.group(1) if passage else "").lower()
+            missing = sorted(w for w in words if w not in text)
+            return "yes: every word is in the passage" if not missing else (
+                "no: the passage does not say " + ", ".join(missing[:3])
+            )
+        passages = {n: text for n, text in self._PASSAGE.findall(system)}
+        hint = re.search(r"Passages (\[\d+\])", last)
+        number = hint.group(1).strip("[]") if hint else None
+        if number not in passages:
+            question = re.search(r"<question>(.*?)</question>", last, re.S)
+            return f"NOT_IN_GUIDE: {(question.group(1) if question else 'that').strip()[:60]}"
+        first = re.split(r"(?<=[.!?])\s", passages[number].strip(), maxsplit=1)[0]
+        return f"{first} [{number}]"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply(messages)))])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        for word in re.findall(r"\S+\s*", self.reply(messages)):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=word))
+
+
 def _local(settings: Settings) -> BaseChatModel:
     path = model_path(settings.llm_model, settings.data_dir)
     return LlamaCppChat(
@@ -205,6 +252,7 @@ BACKENDS: dict[str, Callable[[Settings], BaseChatModel]] = {
     "local": _local,
     "openai": _openai,
     "fake": _fake,
+    "quote": lambda _settings: QuoteChat(),
 }
 
 

@@ -273,6 +273,19 @@ class Store:
             ).all()
         return [AnswerRecord.model_validate(r.record) for r in rows]
 
+    def turn_by_id(self, turn_id: int) -> tuple[AnswerRecord, list[str]] | None:
+        """A stored turn's record and the patient's earlier messages in its conversation."""
+        with self._tx() as db:
+            row = db.get(TurnRow, turn_id)
+            if row is None:
+                return None
+            earlier = db.scalars(
+                select(TurnRow.question)
+                .where(TurnRow.session_id == row.session_id, TurnRow.turn < row.turn)
+                .order_by(TurnRow.turn)
+            ).all()
+            return AnswerRecord.model_validate(row.record), list(earlier)
+
     def has_turn(self, session_id: str, turn: int) -> bool:
         with self._tx() as db:
             return (

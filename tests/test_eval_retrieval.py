@@ -40,3 +40,15 @@ def test_a_label_naming_an_unknown_section_is_rejected(tmp_path):
     path.write_text('{"id": "x"}\n')
     with pytest.raises(ConfigError, match="not a valid case"):
         load_cases(path)
+
+
+def test_ndcg_at_5_known_values():
+    from math import log2
+
+    from assistant.evals.retrieval import ndcg_at_k
+
+    assert ndcg_at_k([{"a"}], 1) == 1.0
+    assert ndcg_at_k([set(), {"a"}], 1) == pytest.approx(1 / log2(3))
+    assert ndcg_at_k([{"a"}, set(), {"b"}], 2) == pytest.approx(1.5 / (1 + 1 / log2(3)))
+    assert ndcg_at_k([{"a"}, {"a"}], 2) == pytest.approx(1 / (1 + 1 / log2(3)))  # repeat: no gain
+    assert ndcg_at_k([set()] * 5 + [{"a"}], 1) == 0.0  # beyond the cut-off

@@ -14,6 +14,7 @@ system is measured in the same run on the same cases:
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -54,6 +55,20 @@ def first_relevant_rank(relevant: Sequence[bool]) -> int | None:
     return next((i + 1 for i, ok in enumerate(relevant) if ok), None)
 
 
+def ndcg_at_k(matches: Sequence[set[str]], relevant: int, k: int = 5) -> float:
+    """nDCG@k with binary gains: a hit gains 1 when it brings an expected section not seen
+    higher up; the ideal ranking puts all ``relevant`` sections first."""
+    seen: set[str] = set()
+    dcg = 0.0
+    for i, found in enumerate(matches[:k], start=1):
+        new = set(found) - seen
+        if new:
+            dcg += 1 / math.log2(i + 1)
+            seen |= new
+    ideal = sum(1 / math.log2(i + 1) for i in range(1, min(relevant, k) + 1))
+    return dcg / ideal if ideal else 0.0
+
+
 @dataclass(frozen=True)
 class Scores:
     system: str
@@ -61,16 +76,21 @@ class Scores:
     hit_at_3: float
     mrr: float
     n: int
+    ndcg_at_5: float = 0.0
     misses_at_1: tuple[str, ...] = ()
 
     def row(self) -> str:
-        cells = [self.system, f"{self.hit_at_1:.3f}", f"{self.hit_at_3:.3f}", f"{self.mrr:.3f}"]
+        cells = [self.system, f"{self.hit_at_1:.3f}", f"{self.hit_at_3:.3f}", f"{self.mrr:.3f}",
+                 f"{self.ndcg_at_5:.3f}"]
         return "| " + " | ".join([*cells, str(self.n)]) + " |"
 
 
-def score(system: str, ranks: dict[str, int | None]) -> Scores:
+def score(
+    system: str, ranks: dict[str, int | None], ndcg: dict[str, float] | None = None
+) -> Scores:
     """hit@k: share of cases whose first relevant rank is <= k.
-    MRR: mean of 1/rank of the first relevant hit (0 when none is in the top 10)."""
+    MRR: mean of 1/rank of the first relevant hit (0 when none is in the top 10).
+    nDCG@5: mean of each case's nDCG@5 (see ``ndcg_at_k``)."""
     n = len(ranks)
     if n == 0:
         raise ConfigError("No retrieval cases to score")
@@ -80,17 +100,28 @@ def score(system: str, ranks: dict[str, int | None]) -> Scores:
         hit_at_3=sum(1 for r in ranks.values() if r is not None and r <= 3) / n,
         mrr=sum(1 / r for r in ranks.values() if r) / n,
         n=n,
+        ndcg_at_5=sum(ndcg.values()) / n if ndcg else 0.0,
         misses_at_1=tuple(cid for cid, r in ranks.items() if r != 1),
     )
 
 
-Ranker = Callable[[RetrievalCase], int | None]
+# A ranker gives, for each rank, the expected sections that hit matches.
+Ranker = Callable[[RetrievalCase], list[set[str]]]
+
+
+def score_ranker(system: str, rank: Ranker, cases: list[RetrievalCase]) -> Scores:
+    matches = {c.id: rank(c) for c in cases}
+    return score(
+        system,
+        {cid: first_relevant_rank([bool(m) for m in ms]) for cid, ms in matches.items()},
+        {c.id: ndcg_at_k(matches[c.id], len(set(c.sections))) for c in cases},
+    )
 
 
 def _hybrid_ranker(retriever: HybridRetriever) -> Ranker:
-    def rank(case: RetrievalCase) -> int | None:
+    def rank(case: RetrievalCase) -> list[set[str]]:
         hits = retriever.search(case.question, k=RANK_DEPTH).hits
-        return first_relevant_rank([h.section in case.sections for h in hits])
+        return [{h.section} & set(case.sections) for h in hits]
 
     return rank
 
@@ -130,12 +161,16 @@ def _naive_ranker(services: Services) -> tuple[Ranker, Callable[[], None]]:
                 _normalise(s) for p in section.paragraphs for s in split_sentences(p)
             )
 
-    def rank(case: RetrievalCase) -> int | None:
+    def rank(case: RetrievalCase) -> list[set[str]]:
         docs = store.similarity_search(case.question, k=RANK_DEPTH)
-        wanted = [s for name in case.sections for s in sentences.get(name, [])]
-        return first_relevant_rank(
-            [any(s in _normalise(d.page_content) for s in wanted) for d in docs]
-        )
+        return [
+            {
+                name
+                for name in case.sections
+                if any(s in _normalise(d.page_content) for s in sentences.get(name, []))
+            }
+            for d in docs
+        ]
 
     return rank, store.delete_collection
 
@@ -165,19 +200,17 @@ def evaluate(services: Services, cases_path: Path = DEFAULT_CASES) -> list[Score
     results = []
     for name, variant in variants:
         rank = _hybrid_ranker(HybridRetriever(services.index, variant))
-        results.append(score(name, {c.id: rank(c) for c in cases}))
+        results.append(score_ranker(name, rank, cases))
     naive_rank, cleanup = _naive_ranker(services)
     try:
-        results.append(
-            score("naive (500/50 splitter, dense only)", {c.id: naive_rank(c) for c in cases})
-        )
+        results.append(score_ranker("naive (500/50 splitter, dense only)", naive_rank, cases))
     finally:
         cleanup()
     return results
 
 
 def render(results: list[Scores]) -> str:
-    lines = ["| system | hit@1 | hit@3 | MRR | cases |", "|---|---|---|---|---|"]
+    lines = ["| system | hit@1 | hit@3 | MRR | nDCG@5 | cases |", "|---|---|---|---|---|---|"]
     lines += [r.row() for r in results]
     return "\n".join(lines)
 
