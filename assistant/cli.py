@@ -181,6 +181,47 @@ def serve(
     run_server(services, host=host, port=port)
 
 
+staff_app = typer.Typer(help="Staff accounts for the console at /staff.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+
+
+@staff_app.command("add")
+def staff_add(
+    username: Annotated[str, typer.Argument(help="The new account's name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a staff account (the password is asked twice, or read from stdin)."""
+    from assistant.staff import StaffDesk
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    StaffDesk(_services().store).add_user(username, password)
+    typer.echo(f"Staff account {username.strip().lower()} created; log in at /staff.")
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    """The staff accounts."""
+    from assistant.staff import StaffDesk
+
+    for name in StaffDesk(_services().store).users():
+        typer.echo(name)
+
+
+@staff_app.command("remove")
+def staff_remove(username: Annotated[str, typer.Argument(help="The account to remove.")]) -> None:
+    """Delete a staff account and end its sessions."""
+    from assistant.staff import StaffDesk
+
+    if not StaffDesk(_services().store).remove_user(username):
+        raise typer.BadParameter(f"no staff account {username!r}")
+    typer.echo(f"Removed {username}.")
+
+
 @app.command()
 def purge(
     days: Annotated[

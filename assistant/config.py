@@ -162,6 +162,19 @@ class Settings(BaseSettings):
         90, ge=1, description="`scarguide purge` deletes conversations older than this."
     )
     log_level: str = Field("INFO", description="Log level of `scarguide serve`.")
+    staff_session_hours: float = Field(
+        8.0, gt=0, le=24 * 30, description="A staff login lasts this long."
+    )
+    staff_cookie_secure: bool = Field(
+        False, description="Send the staff cookie over HTTPS only (set it behind TLS)."
+    )
+    staff_eval_file: Path = Field(
+        PACKAGE_ROOT / "eval" / "answers.jsonl",
+        description="Where the staff console adds regression cases.",
+    )
+    gap_similarity: float = Field(
+        0.6, ge=0, le=1, description="Content gaps: cosine similarity that groups questions."
+    )
     booking_url: str = Field(
         "http://127.0.0.1:7860/#book", description="Where patients book a consultation."
     )

@@ -5,7 +5,11 @@ Screenshots go to ``test-artifacts/`` (the ones in ``docs/`` come from this test
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,7 @@ from tests.server import running
 pytestmark = pytest.mark.real
 
 ARTIFACTS = PACKAGE_ROOT / "test-artifacts"
+STAFF_PASSWORD = "a long staff password"
 
 
 def shared(real_dir: Path, data_dir: Path) -> None:
@@ -33,9 +38,20 @@ def server(real_services, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     data_dir = root / "data"
     shared(real_services.settings.data_dir, data_dir)
-    env = {"SCARGUIDE_DATA_DIR": str(data_dir), "SCARGUIDE_PROFILE": "default"}
+    cases = root / "answers.jsonl"
+    shutil.copy(PACKAGE_ROOT / "eval" / "answers.jsonl", cases)
+    env = {"SCARGUIDE_DATA_DIR": str(data_dir), "SCARGUIDE_PROFILE": "default",
+           "SCARGUIDE_STAFF_EVAL_FILE": str(cases)}
+    staff = subprocess.run(
+        [str(Path(sys.executable).with_name("scarguide")), "staff", "add", "sam",
+         "--password-stdin"],
+        input=STAFF_PASSWORD + "\n", text=True, capture_output=True, cwd=PACKAGE_ROOT,
+        env={**os.environ, **env}, check=True,
+    )
+    assert "created" in staff.stdout
     with running(env, root / "server.log", timeout=900) as srv:
         srv.db = data_dir / "scarguide.db"
+        srv.cases = cases
         yield srv
 
 
@@ -139,3 +155,42 @@ def test_xss_payloads_render_inert(server):
         assert page.locator("#chat script").count() == 0
         assert not [u for u in requests if ":9/" in u]  # no remote image was fetched
         shot(page, "5-xss-inert")
+
+
+def test_staff_find_a_thumbs_down_answer_and_add_it_to_the_eval_set(server):
+    from assistant.evals.answers import load_cases
+
+    before = len(load_cases(server.cases))
+    with browser_page(ARTIFACTS, width=1250, height=1000) as page:
+        page.goto(server.url + "/")
+        ask(page, "what are rolling scars?")
+        page.locator("#chat .thought-group .title", has_text="Sources").last.wait_for()
+        page.get_by_role("button", name="Dislike", exact=True).last.click()
+        page.get_by_label("Tell us more about this answer (optional)").wait_for()
+
+        page.goto(server.url + "/staff/queue")
+        assert page.url.endswith("/staff/login")  # no session: the login page
+        page.get_by_label("Username").fill("sam")
+        page.get_by_label("Password").fill(STAFF_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("heading", name="Review queue").wait_for()
+        page.get_by_label("thumbs down").check()
+        page.get_by_role("button", name="Filter").click()
+        row = page.locator("tr", has_text="what are rolling scars?").first
+        expect(row).to_contain_text("thumbs down")
+        shot(page, "6-staff-queue")
+        row.get_by_role("link", name="Open").click()
+
+        page.get_by_role("heading", name="Shown answer").wait_for()
+        expect(page.locator("table[aria-label=Citations]")).to_contain_text("Rolling scars")
+        expect(page.locator("#verdicts")).to_contain_text("shown")  # each sentence's verdict
+        expect(page.locator("#retrieved")).to_contain_text("Rolling scars")
+        page.get_by_label("Note").fill("should mention the depth")
+        page.get_by_role("button", name="Mark incorrect").click()
+        expect(page.locator("body")).to_contain_text("should mention the depth")
+        page.get_by_role("button", name="Add to the eval set").click()
+        expect(page.locator(".flash")).to_contain_text("Added case")
+        shot(page, "7-staff-turn")
+
+    cases = load_cases(server.cases)
+    assert len(cases) == before + 1 and cases[-1].conversation == ["what are rolling scars?"]

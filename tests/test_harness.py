@@ -121,3 +121,20 @@ def test_judge_agreement_and_kappa_known_values():
                                                           "kappa": 1.0}
     stats = agreement([(True, True), (True, False), (False, False), (False, True)])
     assert stats["agreement"] == 0.5 and stats["kappa"] == 0.0
+
+
+def test_the_harness_runs_against_a_server(tmp_path):
+    from tests.server import running
+
+    env = {"SCARGUIDE_PROFILE": "test", "SCARGUIDE_LLM_BACKEND": "quote",
+           "SCARGUIDE_COVERAGE_THRESHOLD": "-1", "SCARGUIDE_FOLLOWUP_SIMILARITY": "-1",
+           "SCARGUIDE_DATA_DIR": str(tmp_path / "server"), "SCARGUIDE_RATE_LIMIT": ""}
+    with running(env, tmp_path / "server.log") as server:
+        run = harness.run_from_settings(settings(tmp_path), list(harness.SUITES),
+                                        url=server.url, judge="none", limit=5, progress=False)
+    assert run.target == f"server {server.url}"
+    assert run.details["retrieval"].startswith("skipped")  # needs the in-process assistant
+    for metric in ("key_fact_pass", "faithfulness", "urgent_recall", "handoff_rate",
+                   "attack_success_rate"):
+        assert run.metrics[metric] is not None, metric
+    assert run.metrics["urgent_recall"] == 1.0 and run.metrics["handoff_rate"] == 1.0

@@ -19,7 +19,7 @@ def test_migrations_create_the_schema_once(tmp_path):
     assert {"sessions", "turns", "feedback", "bookings", "alembic_version"} <= tables
     with sqlite3.connect(tmp_path / "x.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
 
 
 def test_a_booking_acknowledged_with_201_survives_kill_9(tmp_path):

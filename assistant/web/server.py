@@ -113,6 +113,14 @@ def create_app(services: Services, ui: bool = True, warm: bool = True) -> FastAP
     app.add_middleware(BodyLimit, max_bytes=services.settings.max_message_chars * 4 + 16_384)
     app.include_router(router(runtime.desk))
 
+    from assistant.staff import StaffDesk
+    from assistant.web.staff import install_staff_handlers, staff_router
+
+    staff_desk = StaffDesk(services.store, services.settings.staff_session_hours)
+    app.state.staff = staff_desk
+    install_staff_handlers(app)
+    app.include_router(staff_router(lambda: staff_desk, services, services.settings))
+
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles
     from swagger_ui_bundle import swagger_ui_path

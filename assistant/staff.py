@@ -1,0 +1,322 @@
+"""What support staff work with: accounts and login sessions, the review queue, reviews,
+content gaps, booking follow-up and the audit log. The web pages (``web/staff.py``) and
+the CLI (``scarguide staff``) are thin adapters over ``StaffDesk``."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, func, or_, select
+
+from assistant.errors import InputError, ScarguideError
+from assistant.records import AnswerRecord
+from assistant.store import (
+    BOOKING_STATUSES,
+    AuditRow,
+    BookingRow,
+    FeedbackRow,
+    ReviewRow,
+    StaffSessionRow,
+    StaffUserRow,
+    Store,
+    TurnRow,
+    _aware,
+    _booking,
+    _now,
+)
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+PROBLEM_STATUSES = ("not_in_guide", "urgent", "declined")
+
+
+class AuthError(ScarguideError):
+    """Wrong username or password, or an expired session."""
+
+
+@dataclass
+class Login:
+    username: str
+    csrf: str
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def faithfulness(record: dict[str, Any]) -> float | None:
+    verdicts = record.get("verdicts") or []
+    if not verdicts:
+        return None
+    return sum(bool(v.get("supported")) for v in verdicts) / len(verdicts)
+
+
+class StaffDesk:
+    def __init__(self, store: Store, session_hours: float = 8.0) -> None:
+        self.store = store
+        self.hasher = PasswordHasher()
+        self.session_hours = session_hours
+
+    # -- accounts ---------------------------------------------------------------------
+
+    def add_user(self, username: str, password: str) -> None:
+        username = username.strip().lower()
+        if not _USERNAME.match(username):
+            raise InputError("A username is 2-64 letters, digits, dots, dashes or underscores.")
+        if len(password) < 12:
+            raise InputError("A password needs at least 12 characters.")
+        with self.store._tx() as db:
+            if db.scalar(select(StaffUserRow).where(StaffUserRow.username == username)):
+                raise InputError(f"There is already a staff account {username!r}.")
+            db.add(StaffUserRow(username=username, password_hash=self.hasher.hash(password)))
+        self.audit("cli", "staff.add", username)
+
+    def remove_user(self, username: str) -> bool:
+        with self.store._tx() as db:
+            removed = db.execute(
+                delete(StaffUserRow).where(StaffUserRow.username == username)
+            ).rowcount
+            db.execute(delete(StaffSessionRow).where(StaffSessionRow.username == username))
+        if removed:
+            self.audit("cli", "staff.remove", username)
+        return bool(removed)
+
+    def users(self) -> list[str]:
+        with self.store._tx() as db:
+            return list(db.scalars(select(StaffUserRow.username).order_by(StaffUserRow.username)))
+
+    def has_users(self) -> bool:
+        with self.store._tx() as db:
+            return bool(db.scalar(select(func.count()).select_from(StaffUserRow)))
+
+    # -- login sessions ---------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> tuple[str, Login]:
+        """A new session token (for the cookie) and its CSRF token; AuthError otherwise."""
+        username = (username or "").strip().lower()
+        with self.store._tx() as db:
+            user = db.scalar(select(StaffUserRow).where(StaffUserRow.username == username))
+            stored = user.password_hash if user else None
+        try:
+            if stored is None:
+                # same work for unknown users as for known ones
+                self.hasher.hash(password or "x")
+                raise VerifyMismatchError
+            self.hasher.verify(stored, password or "")
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            self.audit(username or "?", "login.failed")
+            raise AuthError("Wrong username or password.") from None
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        with self.store._tx() as db:
+            db.execute(delete(StaffSessionRow).where(StaffSessionRow.expires_at < _now()))
+            db.add(StaffSessionRow(token_hash=_token_hash(token), username=username, csrf=csrf,
+                                   expires_at=_now() + timedelta(hours=self.session_hours)))
+        self.audit(username, "login")
+        return token, Login(username, csrf)
+
+    def session(self, token: str | None) -> Login | None:
+        if not token:
+            return None
+        with self.store._tx() as db:
+            row = db.get(StaffSessionRow, _token_hash(token))
+            if row is None:
+                return None
+            if _aware(row.expires_at) < _now():
+                db.delete(row)
+                return None
+            return Login(row.username, row.csrf)
+
+    def logout(self, token: str | None) -> None:
+        login = self.session(token)
+        if token:
+            with self.store._tx() as db:
+                db.execute(delete(StaffSessionRow).where(
+                    StaffSessionRow.token_hash == _token_hash(token)))
+        if login:
+            self.audit(login.username, "logout")
+
+    # -- audit ------------------------------------------------------------------------
+
+    def audit(self, username: str, action: str, target: str | None = None,
+              detail: str | None = None) -> None:
+        with self.store._tx() as db:
+            db.add(AuditRow(username=username, action=action, target=target, detail=detail))
+
+    def audit_log(self, limit: int = 200) -> list[dict[str, Any]]:
+        with self.store._tx() as db:
+            rows = db.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
+            return [{"at": _aware(r.at).isoformat(timespec="seconds"), "username": r.username,
+                     "action": r.action, "target": r.target, "detail": r.detail} for r in rows]
+
+    # -- the review queue -------------------------------------------------------------
+
+    def queue(
+        self,
+        status: str | None = None,
+        thumbs_down: bool = False,
+        dropped: bool = False,
+        low_faithfulness: bool = False,
+        since: str | None = None,
+        text: str | None = None,
+        order: str = "problems",
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        """Turns with what makes them need attention; most problematic (then newest) first,
+        or newest first with ``order="newest"``."""
+        with self.store._tx() as db:
+            query = select(TurnRow).order_by(TurnRow.id.desc())
+            if status:
+                query = query.where(TurnRow.status == status)
+            if since:
+                try:
+                    moment = datetime.fromisoformat(since).replace(tzinfo=UTC)
+                except ValueError:
+                    raise InputError("The date must look like 2026-11-26.") from None
+                query = query.where(TurnRow.created_at >= moment)
+            if text:
+                like = f"%{text.strip()}%"
+                query = query.where(or_(TurnRow.question.ilike(like), TurnRow.answer.ilike(like),
+                                        TurnRow.standalone_question.ilike(like)))
+            rows = list(db.scalars(query.limit(2000)))
+            ids = [r.id for r in rows]
+            downs: dict[tuple[str, int], int] = {}
+            for f in db.scalars(select(FeedbackRow).where(FeedbackRow.rating == "down")):
+                downs[(f.session_id, f.turn)] = downs.get((f.session_id, f.turn), 0) + 1
+            reviews: dict[int, str] = {}
+            if ids:
+                for r in db.scalars(select(ReviewRow).where(ReviewRow.turn_id.in_(ids))
+                                    .order_by(ReviewRow.id)):
+                    reviews[r.turn_id] = r.verdict
+        items = []
+        for row in rows:
+            record = row.record or {}
+            dropped_n = sum(not v.get("supported") for v in record.get("verdicts") or [])
+            faith = faithfulness(record)
+            down = downs.get((row.session_id, row.turn), 0)
+            review = reviews.get(row.id)
+            if thumbs_down and not down:
+                continue
+            if dropped and not dropped_n:
+                continue
+            if low_faithfulness and (faith is None or faith >= 0.5):
+                continue
+            problems = (3 * down + 3 * (review == "incorrect") + dropped_n
+                        + (2 if row.status == "urgent" else 1 if row.status in PROBLEM_STATUSES
+                           else 0))
+            items.append({
+                "id": row.id, "session_id": row.session_id, "turn": row.turn,
+                "status": row.status, "question": row.question, "answer": row.answer,
+                "created_at": _aware(row.created_at).isoformat(timespec="seconds"),
+                "thumbs_down": down, "dropped": dropped_n, "faithfulness": faith,
+                "review": review, "problems": problems,
+            })
+        if order != "newest":
+            items.sort(key=lambda i: (-i["problems"], -i["id"]))
+        return items[:limit]
+
+    def turn(self, turn_id: int) -> dict[str, Any] | None:
+        with self.store._tx() as db:
+            row = db.get(TurnRow, turn_id)
+            if row is None:
+                return None
+            feedback = [{"rating": f.rating, "comment": f.comment,
+                         "at": _aware(f.created_at).isoformat(timespec="seconds")}
+                        for f in db.scalars(select(FeedbackRow).where(
+                            FeedbackRow.session_id == row.session_id,
+                            FeedbackRow.turn == row.turn))]
+            reviews = [{"verdict": r.verdict, "note": r.note, "username": r.username,
+                        "at": _aware(r.created_at).isoformat(timespec="seconds")}
+                       for r in db.scalars(select(ReviewRow).where(ReviewRow.turn_id == turn_id)
+                                           .order_by(ReviewRow.id))]
+            record = AnswerRecord.model_validate(row.record)
+            created = _aware(row.created_at).isoformat(timespec="seconds")
+            return {"id": row.id, "created_at": created, "record": record,
+                    "feedback": feedback, "reviews": reviews,
+                    "faithfulness": faithfulness(row.record)}
+
+    def review(self, username: str, turn_id: int, verdict: str, note: str | None) -> None:
+        if verdict not in ("correct", "incorrect"):
+            raise InputError("A review is correct or incorrect.")
+        with self.store._tx() as db:
+            if db.get(TurnRow, turn_id) is None:
+                raise InputError(f"No turn {turn_id}.")
+            db.add(ReviewRow(turn_id=turn_id, verdict=verdict, note=(note or "").strip()[:2000]
+                             or None, username=username))
+        self.audit(username, f"review.{verdict}", f"turn {turn_id}", (note or "")[:200] or None)
+
+    # -- bookings ---------------------------------------------------------------------
+
+    def bookings(self, status: str | None = None) -> list[dict[str, Any]]:
+        with self.store._tx() as db:
+            query = select(BookingRow).order_by(BookingRow.id.desc())
+            if status:
+                query = query.where(BookingRow.status == status)
+            return [_booking(r) for r in db.scalars(query)]
+
+    def set_booking_status(self, username: str, reference: str, status: str) -> None:
+        if status not in BOOKING_STATUSES:
+            raise InputError(f"A booking's status is one of {', '.join(BOOKING_STATUSES)}.")
+        with self.store._tx() as db:
+            row = db.scalar(select(BookingRow).where(BookingRow.reference == reference))
+            if row is None:
+                raise InputError(f"No booking {reference}.")
+            before, row.status, row.updated_at = row.status, status, _now()
+        self.audit(username, "booking.status", reference, f"{before} → {status}")
+
+    def bookings_csv(self, username: str) -> str:
+        rows = self.bookings()
+        out = io.StringIO()
+        fields = ["reference", "status", "name", "email", "phone", "preferred_times", "concern",
+                  "session_id", "created_at", "updated_at"]
+        writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            # a cell starting with = + - @ would be a formula in a spreadsheet
+            writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
+                             for k, v in row.items()})
+        self.audit(username, "bookings.export", None, f"{len(rows)} rows")
+        return out.getvalue()
+
+    # -- content gaps -----------------------------------------------------------------
+
+    def gaps(self, embeddings, threshold: float = 0.6) -> list[dict[str, Any]]:
+        """Questions answered ``not_in_guide``, grouped by meaning: each question joins the
+        group whose first question it is most similar to (cosine ≥ ``threshold``, MiniLM),
+        or starts a new one. Biggest groups first."""
+        with self.store._tx() as db:
+            rows = db.execute(select(TurnRow.id, TurnRow.question, TurnRow.standalone_question)
+                              .where(TurnRow.status == "not_in_guide")
+                              .order_by(TurnRow.id)).all()
+        questions = [(r.id, r.standalone_question or r.question) for r in rows]
+        if not questions:
+            return []
+        vectors = embeddings.embed_documents([q for _, q in questions])
+        groups: list[dict[str, Any]] = []
+        for (turn_id, question), vector in zip(questions, vectors, strict=True):
+            best, score = None, threshold
+            for group in groups:
+                similarity = sum(a * b for a, b in zip(vector, group["vector"], strict=True))
+                norm = (sum(a * a for a in vector) * sum(b * b for b in group["vector"])) ** 0.5
+                similarity = similarity / norm if norm else 0.0
+                if similarity >= score:
+                    best, score = group, similarity
+            if best is None:
+                groups.append({"label": question, "vector": vector, "questions": [],
+                               "turn_ids": []})
+                best = groups[-1]
+            best["questions"].append(question)
+            best["turn_ids"].append(turn_id)
+        return sorted(
+            ({"label": g["label"], "count": len(g["questions"]),
+              "questions": list(dict.fromkeys(g["questions"])), "turn_ids": g["turn_ids"]}
+             for g in groups),
+            key=lambda g: -g["count"],
+        )
