@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: install browser index run chat test test-fast bench eval lint clean
+.PHONY: install browser index run chat loadtest test test-fast bench eval lint clean
 
 install: $(STAMP)
 
@@ -59,6 +59,16 @@ test-fast: install
 
 bench: install
 	$(BIN)/scarguide bench --out bench-results/retrieval.json
+
+# Load test: a real server on a free loopback port (no rate limit: every patient is
+# 127.0.0.1 here), 1, 4, 16 and 50 concurrent sessions, then the server is stopped.
+loadtest: index
+	@port=$$($(BIN)/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	mkdir -p bench-results; \
+	SCARGUIDE_RATE_LIMIT= $(BIN)/scarguide serve --port $$port > bench-results/loadtest-server.log 2>&1 & pid=$$!; \
+	trap "kill $$pid 2>/dev/null" EXIT; \
+	until curl -sf http://127.0.0.1:$$port/healthz >/dev/null; do sleep 1; kill -0 $$pid || exit 1; done; \
+	$(BIN)/scarguide loadtest --url http://127.0.0.1:$$port --pid $$pid --out bench-results/loadtest.json
 
 eval: install
 	$(BIN)/scarguide eval retrieval

@@ -223,6 +223,25 @@ def staff_remove(username: Annotated[str, typer.Argument(help="The account to re
 
 
 @app.command()
+def loadtest(
+    url: Annotated[str, typer.Option(help="The server (loopback only).")] = "http://127.0.0.1:7860",
+    sessions: Annotated[str, typer.Option(help="Concurrent sessions per level.")] = "1,4,16,50",
+    questions: Annotated[int, typer.Option(min=1, max=20, help="Questions per session.")] = 2,
+    pid: Annotated[int | None, typer.Option(help="Server process id, for its peak RSS.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the numbers as JSON here.")] = None,
+) -> None:
+    """N concurrent patients against a running server: latency, busy replies, errors."""
+    from assistant import loadtest as lt
+
+    levels = [int(n) for n in sessions.split(",") if n.strip()]
+    results = lt.run(url, levels, questions, pid=pid)
+    typer.echo(lt.render(results))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(lt.to_json(results), encoding="utf-8")
+
+
+@app.command()
 def purge(
     days: Annotated[
         int | None, typer.Option(min=1, help="Older than this (default: retention_days).")

@@ -155,6 +155,14 @@ class Settings(BaseSettings):
         description="Requests per client (IP address) to chat, book or rate, in the `limits` "
         "notation (e.g. 30/minute, 5/second; several separated by ';'). Empty: no limit.",
     )
+    answer_slots: int = Field(
+        1, ge=1, le=256, description="Answers written at once (1 for the in-process model; "
+        "more for a model server that batches)."
+    )
+    queue_size: int = Field(
+        20, ge=0, le=10_000, description="Questions that may wait for the model; more are "
+        "turned away with 503 busy and Retry-After."
+    )
     max_connections: int = Field(
         200, ge=1, description="Open connections the server accepts; more get 503 at once."
     )

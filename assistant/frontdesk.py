@@ -17,9 +17,10 @@ from pydantic import BaseModel, EmailStr, Field, StrictBool, field_validator, mo
 
 from assistant.answer import Assistant, Event
 from assistant.errors import InputError, RateLimitedError, SessionEndedError, SessionError
+from assistant.line import Line
 from assistant.logs import personal
 from assistant.records import AnswerRecord
-from assistant.safety import clean_message
+from assistant.safety import clean_message, route
 from assistant.store import Store
 
 log = logging.getLogger("scarguide.frontdesk")
@@ -120,7 +121,15 @@ class FrontDesk:
     def __init__(self, assistant: Assistant, store: Store) -> None:
         self.assistant = assistant
         self.store = store
-        self.limiter = RateLimiter(assistant.settings.rate_limit)
+        settings = assistant.settings
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.line = Line(settings.answer_slots, settings.queue_size)
+
+    def _needs_model(self, message: str) -> bool:
+        """Urgent, crisis, declined and closing messages get fixed replies: they never wait."""
+        return route(clean_message(message, self.assistant.settings.max_message_chars)) == (
+            "question"
+        )
 
     def allow(self, client: str | None) -> None:
         """Raise RateLimitedError when ``client`` (an IP address) is over the limit."""
@@ -139,16 +148,36 @@ class FrontDesk:
 
     def chat(self, message: str, session_id: str | None = None) -> AnswerRecord:
         self.check(message, session_id)
-        return _logged(self.assistant.ask(message, session_id))
+        if not self._needs_model(message):
+            return _logged(self.assistant.ask(message, session_id))
+        with self.line.turn():  # BusyError when the line is full
+            return _logged(self.assistant.ask(message, session_id))
 
     def stream(self, message: str, session_id: str | None = None) -> Iterator[Event]:
+        """Events of the answer; while waiting for the model, ``queued`` events carry the
+        place in line. A full line raises BusyError here, before any event."""
         self.check(message, session_id)
+        ticket = self.line.join() if self._needs_model(message) else None
 
         def events() -> Iterator[Event]:
-            for event in self.assistant.stream(message, session_id):
-                if event.record is not None:
-                    _logged(event.record)
-                yield event
+            if ticket is not None:
+                try:
+                    place = self.line.position(ticket)
+                    while place:
+                        yield Event("queued", text=str(place))
+                        place = self.line.wait(ticket, 2.0)
+                    self.line.start(ticket)
+                except BaseException:
+                    self.line.leave(ticket)
+                    raise
+            try:
+                for event in self.assistant.stream(message, session_id):
+                    if event.record is not None:
+                        _logged(event.record)
+                    yield event
+            finally:
+                if ticket is not None:
+                    self.line.leave()
 
         return events()
 

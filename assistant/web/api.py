@@ -25,6 +25,7 @@ from assistant.errors import (
     SessionError,
 )
 from assistant.frontdesk import BookingRequest, Feedback, FrontDesk
+from assistant.line import BusyError
 from assistant.records import AnswerRecord, Citation, Handoff, Status
 
 log = logging.getLogger("scarguide.api")
@@ -114,6 +115,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _input(_request: Request, exc: InputError) -> JSONResponse:
         return error(422, "invalid_message", exc.patient_message)
 
+    @app.exception_handler(BusyError)
+    async def _busy(_request: Request, exc: BusyError) -> JSONResponse:
+        response = error(503, "busy", exc.patient_message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
     @app.exception_handler(RateLimitedError)
     async def _limited(_request: Request, exc: RateLimitedError) -> JSONResponse:
         response = error(429, "rate_limited", exc.patient_message)
@@ -183,6 +190,8 @@ def router(desk: Callable[[], FrontDesk]) -> APIRouter:
                 for event in events:
                     if event.record is not None:
                         yield _sse("record", chat_response(event.record))
+                    elif event.kind == "queued":
+                        yield _sse("queued", {"position": int(event.text)})
                     else:
                         yield _sse("sentence", {"text": event.text})
             except ScarguideError as exc:

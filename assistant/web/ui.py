@@ -226,6 +226,12 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
             shown: list[str] = []
             try:
                 for event in events:
+                    if event.kind == "queued":
+                        waiting = (f"_Many people are asking right now: you are number "
+                                   f"{event.text} in line…_")
+                        history[answer_at] = {"role": "assistant", "content": waiting}
+                        yield history, "", sid or "", turns, hide, hide, hide
+                        continue
                     if event.record is None:
                         shown.append(plain(event.text))
                         history[answer_at] = {"role": "assistant", "content": " ".join(shown)}

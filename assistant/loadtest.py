@@ -1,0 +1,163 @@
+"""A bounded load test of a running server, on loopback only.
+
+For each level (e.g. 1, 4, 16, 50 concurrent sessions) every simulated patient holds one
+conversation of ``questions`` questions through ``POST /api/chat``, one after the other,
+all patients at once. Every request ends in exactly one bucket: answered (200), busy
+(503 ``busy``: the line was full; a clear refusal with Retry-After), rate limited (429),
+other client errors (4xx), server errors (5xx other than busy), or lost (no response:
+connection refused or reset, or the timeout). It stops by itself: each request has a
+timeout and each level a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from assistant.errors import ConfigError
+
+QUESTIONS = [
+    "What is the difference between acne marks and acne scars?",
+    "what are boxcar scars?",
+    "how does subcision work?",
+    "what is TCA CROSS?",
+    "can lasers help with acne scars?",
+    "what are keloids?",
+    "how does microneedling help scars?",
+    "what is PRP therapy?",
+]
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass
+class Level:
+    sessions: int
+    requests: int = 0
+    answered: int = 0
+    busy: int = 0
+    rate_limited: int = 0
+    client_errors: int = 0
+    server_errors: int = 0
+    lost: int = 0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    busy_ms: list[float] = field(default_factory=list, repr=False)
+    seconds: float = 0.0
+    server_peak_rss_mb: float | None = None
+
+    def summary(self) -> dict:
+        ok = sorted(self.latencies_ms)
+
+        def pct(q: float) -> float | None:
+            return round(ok[min(len(ok) - 1, round(q / 100 * (len(ok) - 1)))]) if ok else None
+
+        data = {k: v for k, v in asdict(self).items() if k not in ("latencies_ms", "busy_ms")}
+        return data | {
+            "p50_ms": pct(50),
+            "p95_ms": pct(95),
+            "busy_reply_p50_ms": round(statistics.median(self.busy_ms)) if self.busy_ms else None,
+        }
+
+
+def _peak_rss_mb(pid: int | None) -> float | None:
+    if not pid:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def run_level(url: str, sessions: int, questions: int, timeout: float,
+              deadline_s: float) -> Level:
+    import httpx
+
+    level = Level(sessions)
+    lock = threading.Lock()
+    stop_at = time.monotonic() + deadline_s
+
+    def patient(index: int) -> None:
+        session_id = None
+        with httpx.Client(base_url=url, timeout=timeout) as client:
+            for q in range(questions):
+                if time.monotonic() > stop_at:
+                    return
+                message = QUESTIONS[(index + q) % len(QUESTIONS)]
+                started = time.perf_counter()
+                try:
+                    r = client.post("/api/chat",
+                                    json={"message": message, "session_id": session_id})
+                except httpx.HTTPError:
+                    with lock:
+                        level.requests += 1
+                        level.lost += 1
+                    continue
+                ms = (time.perf_counter() - started) * 1000
+                code = r.json().get("error", {}).get("code") if r.status_code >= 400 else None
+                with lock:
+                    level.requests += 1
+                    if r.status_code == 200:
+                        level.answered += 1
+                        level.latencies_ms.append(ms)
+                        session_id = r.json()["session_id"]
+                    elif r.status_code == 503 and code == "busy":
+                        level.busy += 1
+                        level.busy_ms.append(ms)
+                    elif r.status_code == 429:
+                        level.rate_limited += 1
+                    elif r.status_code < 500:
+                        level.client_errors += 1
+                    else:
+                        level.server_errors += 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=sessions) as pool:
+        list(pool.map(patient, range(sessions)))
+    level.seconds = round(time.perf_counter() - started, 1)
+    return level
+
+
+def run(url: str, levels: list[int], questions: int = 2, timeout: float = 600.0,
+        deadline_s: float = 1200.0, pid: int | None = None) -> list[Level]:
+    host = urlparse(url).hostname
+    if host not in LOOPBACK:
+        raise ConfigError(f"The load test only runs against loopback, not {host!r}.")
+    results = []
+    for sessions in levels:
+        level = run_level(url, sessions, questions, timeout, deadline_s)
+        level.server_peak_rss_mb = _peak_rss_mb(pid)
+        results.append(level)
+    return results
+
+
+def render(results: list[Level]) -> str:
+    head = ("| sessions | requests | answered | busy (503) | 429 | other 4xx | 5xx | lost | "
+            "p50 | p95 | busy reply p50 | seconds | server peak RSS |")
+    lines = [head, "|" + "---|" * 13]
+    for level in results:
+        s = level.summary()
+
+        def sec(ms):
+            return "–" if ms is None else f"{ms / 1000:.1f} s"
+
+        lines.append(
+            f"| {s['sessions']} | {s['requests']} | {s['answered']} | {s['busy']} | "
+            f"{s['rate_limited']} | {s['client_errors']} | {s['server_errors']} | {s['lost']} | "
+            f"{sec(s['p50_ms'])} | {sec(s['p95_ms'])} | "
+            f"{'–' if s['busy_reply_p50_ms'] is None else str(s['busy_reply_p50_ms']) + ' ms'} | "
+            f"{s['seconds']} | "
+            f"{'–' if s['server_peak_rss_mb'] is None else str(s['server_peak_rss_mb']) + ' MB'} |"
+        )
+    return "\n".join(lines)
+
+
+def to_json(results: list[Level]) -> str:
+    return json.dumps([r.summary() for r in results], indent=2)

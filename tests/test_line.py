@@ -1,0 +1,97 @@
+"""The bounded line in front of the model: order, places, capacity, and the API's answers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from assistant.line import BusyError, Line
+from tests.test_answer import SUBCISION
+from tests.test_api import assert_error, make_client
+
+
+def test_places_are_kept_in_order_and_a_full_line_turns_newcomers_away():
+    line = Line(slots=1, capacity=2)
+    first, second, third = line.join(), line.join(), line.join()
+    assert [line.position(t) for t in (first, second, third)] == [0, 1, 2]
+    with pytest.raises(BusyError) as busy:
+        line.join()
+    assert busy.value.waiting == 3 and busy.value.retry_after >= 1
+    line.start(first)
+    assert line.position(second) == 1 and line.position(third) == 2
+    line.leave(third)  # gave up waiting
+    line.leave()  # first is done
+    assert line.position(second) == 0
+    assert line.stats() | {"turned_away": 1} == {"serving": 0, "waiting": 1, "capacity": 2,
+                                                  "served": 1, "turned_away": 1}
+
+
+def test_turn_blocks_until_the_slot_is_free():
+    line = Line(slots=1, capacity=5)
+    order = []
+
+    def worker(name):
+        with line.turn():
+            order.append(f"{name} in")
+            time.sleep(0.05)
+            order.append(f"{name} out")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in "abc"]
+    for t in threads:
+        t.start()
+        time.sleep(0.01)
+    for t in threads:
+        t.join(5)
+    assert order == ["a in", "a out", "b in", "b out", "c in", "c out"]
+
+
+def test_the_api_says_busy_and_streams_the_place_in_line(tmp_path):
+    with make_client(tmp_path, *[f"{SUBCISION} [19]"] * 3, queue_size=1) as client:
+        line = client.app.state.runtime.desk().line
+        held = line.join()
+        line.start(held)  # someone is being served
+        waiting = line.join()  # and someone waits: the line is full
+        r = client.post("/api/chat", json={"message": "what is subcision?"})
+        assert_error(r, 503, "busy")
+        assert int(r.headers["Retry-After"]) >= 1
+        # urgent messages never wait in line
+        urgent = client.post("/api/chat", json={"message": "I can't breathe after the peel"})
+        assert urgent.status_code == 200 and urgent.json()["status"] == "urgent"
+        line.leave(waiting)
+
+        def release():
+            time.sleep(0.5)
+            line.leave()
+
+        threading.Thread(target=release).start()
+        with client.stream("POST", "/api/chat/stream",
+                           json={"message": "what is subcision?"}) as s:
+            raw = "".join(s.iter_text())
+        events = [b.split("\n")[0].removeprefix("event: ") for b in raw.strip().split("\n\n")]
+        assert events[0] == "queued" and events[-1] == "record"
+        first = json.loads(raw.split("\n\n")[0].split("data: ")[1])
+        assert first == {"position": 1}
+        assert line.stats()["serving"] == 0 and line.stats()["waiting"] == 0
+
+
+def test_the_load_test_against_a_server_with_a_stand_in_model(tmp_path):
+    from assistant import loadtest
+    from tests.server import running
+
+    env = {"SCARGUIDE_PROFILE": "test", "SCARGUIDE_LLM_BACKEND": "quote",
+           "SCARGUIDE_COVERAGE_THRESHOLD": "-1", "SCARGUIDE_DATA_DIR": str(tmp_path / "d"),
+           "SCARGUIDE_RATE_LIMIT": "", "SCARGUIDE_QUEUE_SIZE": "4"}
+    with running(env, tmp_path / "server.log") as server:
+        levels = loadtest.run(server.url, [1, 16], questions=2, timeout=60, deadline_s=120,
+                              pid=server.process.pid)
+    for level in levels:
+        assert level.requests == level.sessions * 2
+        assert level.server_errors == 0 and level.lost == 0 and level.client_errors == 0
+        assert level.answered + level.busy == level.requests  # nothing silently dropped
+        assert level.server_peak_rss_mb and level.server_peak_rss_mb > 0
+    assert "| 16 |" in loadtest.render(levels)
+    with pytest.raises(Exception, match="loopback"):
+        loadtest.run("http://example.org", [1])
