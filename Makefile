@@ -58,7 +58,7 @@ test-fast: install
 	$(BIN)/pytest -m "not real"
 
 bench: install
-	$(BIN)/scarguide bench --out bench-results/retrieval.json
+	$(BIN)/scarguide bench --answers 20 --naive 8 --out bench-results/bench.json
 
 # Load test: a real server on a free loopback port (no rate limit: every patient is
 # 127.0.0.1 here), 1, 4, 16 and 50 concurrent sessions, then the server is stopped.

@@ -78,24 +78,83 @@ def measure(settings: Settings, queries: int = 240) -> dict[str, float | int | s
     }
 
 
-def measure_answers(settings: Settings, questions: int = 20) -> dict[str, float | int | str]:
-    """Cold start (model load + cached-prefix warm-up), then time to first verified
-    sentence and to the full answer over warm questions (single-turn answerable cases)."""
+def _answer_questions(n: int) -> list[str]:
     from assistant.evals.answers import load_cases
 
+    pool = [
+        c.conversation[0]
+        for c in load_cases()
+        if c.expected_status == "answered" and len(c.conversation) == 1
+    ]
+    return [pool[i % len(pool)] for i in range(n)]
+
+
+_SENTENCE_END = __import__("re").compile(r"[.!?](\s|$)")
+
+
+def measure_naive(settings: Settings, chat, embeddings, questions: int = 8) -> dict:
+    """The naive LangChain recipe on the same model: RecursiveCharacterTextSplitter(500, 50)
+    chunks of the raw guide, dense retrieval (k=4) from an in-memory Chroma, the retrieved
+    passages put in front of the question in the prompt, the reply streamed unchecked.
+    Its "first sentence" is the first sentence-ending mark in the stream."""
+    from langchain_chroma import Chroma
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from assistant.corpus import GUIDE_SUFFIXES
+    from assistant.index import build_chroma_client
+
+    raw = [p.read_text(encoding="utf-8") for p in sorted(settings.corpus_dir.iterdir())
+           if p.suffix in GUIDE_SUFFIXES]
+    texts = [t for doc in raw
+             for t in RecursiveCharacterTextSplitter(chunk_size=500,
+                                                     chunk_overlap=50).split_text(doc)]
+    memory = settings.model_copy(update={"chroma_mode": "memory"})
+    store = Chroma(client=build_chroma_client(memory), collection_name="naive-bench",
+                   embedding_function=embeddings,
+                   collection_configuration={"hnsw": {"space": "cosine"}})
+    store.add_texts(texts)
+    retriever = store.as_retriever(search_kwargs={"k": 4})
+    prompt = ChatPromptTemplate.from_messages([
+        ("system", "Answer the patient's question using only the context below.\n\n"
+                   "Context:\n{context}"),
+        ("human", "{question}"),
+    ])
+    chain = prompt | chat | StrOutputParser()
+    first_ms, total_ms = [], []
+    for question in _answer_questions(questions):
+        t0 = time.perf_counter()
+        context = "\n\n".join(d.page_content for d in retriever.invoke(question))
+        text, first = "", None
+        for piece in chain.stream({"context": context, "question": question}):
+            text += piece
+            if first is None and _SENTENCE_END.search(text):
+                first = (time.perf_counter() - t0) * 1000
+        total_ms.append((time.perf_counter() - t0) * 1000)
+        first_ms.append(first if first is not None else total_ms[-1])
+    store.delete_collection()
+    return {
+        "questions": questions,
+        "first_sentence_p50_s": round(statistics.median(first_ms) / 1000, 2),
+        "first_sentence_p95_s": round(_percentile(first_ms, 95) / 1000, 2),
+        "full_answer_p50_s": round(statistics.median(total_ms) / 1000, 2),
+        "full_answer_p95_s": round(_percentile(total_ms, 95) / 1000, 2),
+    }
+
+
+def measure_answers(settings: Settings, questions: int = 20,
+                    naive: int = 8) -> dict[str, float | int | str]:
+    """Cold start (model load + cached-prefix warm-up), then time to first verified
+    sentence and to the full answer over warm questions (single-turn answerable cases)."""
     settings = settings.model_copy(update={"session_store": "memory", "database_url": "sqlite://"})
     started = time.perf_counter()
     services = Services(settings)
     assistant = services.assistant
     built = time.perf_counter()
     warm_s = assistant.warm()
-    pool = [
-        c.conversation[0]
-        for c in load_cases()
-        if c.expected_status == "answered" and len(c.conversation) == 1
-    ]
-    first_ms, total_ms, statuses = [], [], []
-    for question in [pool[i % len(pool)] for i in range(questions)]:
+    first_ms, total_ms, statuses, tokens, gen_s = [], [], [], 0, 0.0
+    for question in _answer_questions(questions):
         t0 = time.perf_counter()
         first = None
         for event in assistant.stream(question):
@@ -105,7 +164,12 @@ def measure_answers(settings: Settings, questions: int = 20) -> dict[str, float 
         statuses.append(event.record.status if event.record else "?")
         if first is not None:
             first_ms.append(first)
-    return {
+        record = event.record
+        if record is not None and record.draft:
+            tokens += len(getattr(assistant.chat, "count_tokens", lambda t: len(t) / 4)(
+                record.draft))
+            gen_s += record.timings_ms.get("generate_verify", 0.0) / 1000
+    ours = {
         "chat_model": assistant.model_name,
         "llm_threads": settings.llm_threads,
         "assistant_build_s": round(built - started, 2),
@@ -120,8 +184,21 @@ def measure_answers(settings: Settings, questions: int = 20) -> dict[str, float 
         else None,
         "full_answer_p50_s": round(statistics.median(total_ms) / 1000, 2),
         "full_answer_p95_s": round(_percentile(total_ms, 95) / 1000, 2),
+        "draft_tokens_per_s": round(tokens / gen_s, 1) if gen_s else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    if naive:
+        # last: its prompts push the cached guide prefix out of the model's memory
+        recipe = measure_naive(settings, assistant.chat, services.embeddings, naive)
+        ours["naive_recipe"] = recipe
+        if ours["first_verified_sentence_p50_s"]:
+            ours["naive_over_ours_first_sentence_p50"] = round(
+                recipe["first_sentence_p50_s"] / ours["first_verified_sentence_p50_s"], 2)
+        ours["naive_over_ours_full_answer_p50"] = round(
+            recipe["full_answer_p50_s"] / ours["full_answer_p50_s"], 2)
+        ours["peak_rss_mb"] = round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return ours
 
 
 def render(results: dict[str, float | int | str]) -> str:
@@ -129,12 +206,13 @@ def render(results: dict[str, float | int | str]) -> str:
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in results.items())
 
 
-def run(settings: Settings, queries: int = 240, answers: int = 0, out: Path | None = None) -> dict:
+def run(settings: Settings, queries: int = 240, answers: int = 0, out: Path | None = None,
+        naive: int = 8) -> dict:
     results: dict = {"retrieval": measure(settings, queries)}
     print("Retrieval benchmark")
     print(render(results["retrieval"]))
     if answers:
-        results["answers"] = measure_answers(settings, answers)
+        results["answers"] = measure_answers(settings, answers, naive)
         print("\nAnswer benchmark")
         print(render(results["answers"]))
     text = json.dumps(results, indent=2)

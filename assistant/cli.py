@@ -433,12 +433,16 @@ def eval_followups(
 def bench(
     queries: Annotated[int, typer.Option(min=10, help="Warm queries to time.")] = 240,
     answers: Annotated[int, typer.Option(min=0, help="Warm answers to time (0: skip).")] = 20,
+    naive: Annotated[
+        int, typer.Option(min=0, help="Answers of the naive recipe to time, same model (0: skip).")
+    ] = 8,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
-    """Time retrieval and answers (first verified sentence, full answer); report peak memory."""
+    """Time retrieval and answers (first verified sentence, full answer) against the naive
+    recipe on the same model; report peak memory."""
     from assistant import bench as bench_module
 
-    bench_module.run(load_settings(), queries=queries, answers=answers, out=out)
+    bench_module.run(load_settings(), queries=queries, answers=answers, out=out, naive=naive)
 
 
 def main() -> None:

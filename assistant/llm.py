@@ -146,6 +146,9 @@ class LlamaCppChat(BaseChatModel):
         text = out["choices"][0]["message"]["content"] or ""
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False))
+
     def _stream(
         self,
         messages: list[BaseMessage],
