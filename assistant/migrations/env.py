@@ -11,18 +11,23 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def run_migrations_online() -> None:
-    engine = config.attributes.get("engine") or create_engine(
-        config.get_main_option("sqlalchemy.url")
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
     )
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:  # handed over by Store.migrate (holding its lock)
+        _run(connection)
+        return
+    with create_engine(config.get_main_option("sqlalchemy.url")).connect() as connection:
+        _run(connection)
 
 
 def run_migrations_offline() -> None:

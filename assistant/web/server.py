@@ -156,7 +156,18 @@ def create_app(services: Services, ui: bool = True, warm: bool = True) -> FastAP
     return app
 
 
-def serve(services: Services, host: str = "127.0.0.1", port: int = 7860) -> None:
+def app_from_env() -> FastAPI:
+    """The app for one of several worker processes (``scarguide serve --workers N``)."""
+    from assistant import logs
+    from assistant.config import load_settings
+
+    services = Services(load_settings())
+    logs.configure(services.settings.log_level)
+    return create_app(services)
+
+
+def serve(services: Services, host: str = "127.0.0.1", port: int = 7860,
+          workers: int = 1) -> None:
     import uvicorn
 
     from assistant import logs
@@ -164,12 +175,17 @@ def serve(services: Services, host: str = "127.0.0.1", port: int = 7860) -> None
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logs.configure(services.settings.log_level)
     print(f"scarguide is starting at http://{host}:{port}/  (API docs: /docs)", flush=True)
-    uvicorn.run(
-        create_app(services),
-        host=host,
-        port=port,
-        log_config=None,  # keep the redacting handler
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=10,
-        limit_concurrency=services.settings.max_connections,
-    )
+    options = {
+        "host": host,
+        "port": port,
+        "log_config": None,  # keep the redacting handler
+        "timeout_keep_alive": 5,
+        "timeout_graceful_shutdown": 10,
+        "limit_concurrency": services.settings.max_connections,
+    }
+    if workers > 1:  # each worker builds its own app from the same settings
+        services.store.migrate()  # once, before the workers start
+        uvicorn.run("assistant.web.server:app_from_env", factory=True, workers=workers,
+                    **options)
+    else:
+        uvicorn.run(create_app(services), **options)
