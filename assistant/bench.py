@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import statistics
@@ -76,6 +77,19 @@ def measure(settings: Settings, queries: int = 240) -> dict[str, float | int | s
         "retrieval_p95_ms": round(_percentile(search_ms, 95), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def cold_start_s(question: str) -> float:
+    """Wall time of a new process answering one question (`scarguide ask`): interpreter
+    start, imports, model load, guide prefix (restored when saved), the answer."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SCARGUIDE_SESSION_STORE": "memory", "SCARGUIDE_DATABASE_URL": "sqlite://"}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "assistant.cli", "ask", question], env=env,
+                   check=True, capture_output=True)
+    return round(time.perf_counter() - started, 2)
 
 
 def _answer_questions(n: int) -> list[str]:
@@ -166,13 +180,14 @@ def measure_answers(settings: Settings, questions: int = 20,
             first_ms.append(first)
         record = event.record
         if record is not None and record.draft:
-            tokens += len(getattr(assistant.chat, "count_tokens", lambda t: len(t) / 4)(
-                record.draft))
+            count = getattr(assistant.chat, "count_tokens", None)
+            tokens += count(record.draft) if count else len(record.draft.split())
             gen_s += record.timings_ms.get("generate_verify", 0.0) / 1000
     ours = {
         "chat_model": assistant.model_name,
         "llm_threads": settings.llm_threads,
         "assistant_build_s": round(built - started, 2),
+        "cold_start_to_first_answer_s": cold_start_s(_answer_questions(1)[0]),
         "prefix_warmup_s": round(warm_s, 2),
         "questions": questions,
         "answered": statuses.count("answered"),

@@ -52,10 +52,20 @@ class _Personal:
 personal = _Personal()
 
 
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def _phone(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if _IPV4.match(found) or sum(c.isdigit() for c in found) < 7:
+        return found  # an IP address or a short number, not a phone number
+    return "[phone]"
+
+
 def redact(text: str) -> str:
     text = personal.mask(text)
     text = _EMAIL.sub("[email]", text)
-    return _PHONE.sub("[phone]", text)
+    return _PHONE.sub(_phone, text)
 
 
 class RedactingFilter(logging.Filter):

@@ -56,6 +56,7 @@ def test_redact_masks_emails_and_phone_numbers():
         "write to [email] or call [phone]"
     )
     assert logs.redact("turn 3 took 2500 ms") == "turn 3 took 2500 ms"
+    assert logs.redact("127.0.0.1:50316 GET /healthz") == "127.0.0.1:50316 GET /healthz"
 
 
 def test_purge_deletes_old_conversations_and_keeps_bookings(tmp_path):
