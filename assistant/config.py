@@ -163,6 +163,9 @@ class Settings(BaseSettings):
         20, ge=0, le=10_000, description="Questions that may wait for the model; more are "
         "turned away with 503 busy and Retry-After."
     )
+    queue_timeout_s: float = Field(
+        600.0, gt=0, description="Longest wait in line for the model before a busy reply."
+    )
     max_connections: int = Field(
         200, ge=1, description="Open connections the server accepts; more get 503 at once."
     )
@@ -172,6 +175,9 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of `scarguide serve`.")
     staff_session_hours: float = Field(
         8.0, gt=0, le=24 * 30, description="A staff login lasts this long."
+    )
+    staff_login_rate_limit: str = Field(
+        "10/minute;50/hour", description="Staff login attempts per client address."
     )
     staff_cookie_secure: bool = Field(
         False, description="Send the staff cookie over HTTPS only (set it behind TLS)."

@@ -17,7 +17,7 @@ from pydantic import BaseModel, EmailStr, Field, StrictBool, field_validator, mo
 
 from assistant.answer import Assistant, Event
 from assistant.errors import InputError, RateLimitedError, SessionEndedError, SessionError
-from assistant.line import Line
+from assistant.line import BusyError, Line
 from assistant.logs import personal
 from assistant.records import AnswerRecord
 from assistant.safety import clean_message, route
@@ -117,6 +117,58 @@ class RateLimiter:
                 raise RateLimitedError(max(1, math.ceil(reset - time.time())))
 
 
+class Answer:
+    """The events of one answer, holding its place in the model's line until it is done
+    or closed, even when it is closed before it started (a patient who left)."""
+
+    def __init__(self, desk: FrontDesk, message: str, session_id: str | None, ticket) -> None:
+        self.desk, self.ticket = desk, ticket
+        self._events = self._run(message, session_id)
+        self._closed = False
+
+    def _run(self, message: str, session_id: str | None) -> Iterator[Event]:
+        line, ticket = self.desk.line, self.ticket
+        if ticket is not None:
+            deadline = time.monotonic() + self.desk.assistant.settings.queue_timeout_s
+            place = line.position(ticket)
+            while place:
+                if time.monotonic() > deadline:
+                    raise BusyError(place, 30)
+                yield Event("queued", text=str(place))
+                place = line.wait(ticket, 2.0)
+            line.start(ticket)
+            self.ticket = None  # started: released by the finally below
+        try:
+            for event in self.desk.assistant.stream(message, session_id):
+                if event.record is not None:
+                    _logged(event.record)
+                yield event
+        finally:
+            if ticket is not None:
+                line.leave()
+
+    def __iter__(self) -> Answer:
+        return self
+
+    def __next__(self) -> Event:
+        return next(self._events)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._events.close()  # runs the finally of a started answer
+        if self.ticket is not None:  # never started: give the place back
+            self.desk.line.leave(self.ticket)
+            self.ticket = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 class FrontDesk:
     def __init__(self, assistant: Assistant, store: Store) -> None:
         self.assistant = assistant
@@ -153,33 +205,13 @@ class FrontDesk:
         with self.line.turn():  # BusyError when the line is full
             return _logged(self.assistant.ask(message, session_id))
 
-    def stream(self, message: str, session_id: str | None = None) -> Iterator[Event]:
+    def stream(self, message: str, session_id: str | None = None) -> Answer:
         """Events of the answer; while waiting for the model, ``queued`` events carry the
-        place in line. A full line raises BusyError here, before any event."""
+        place in line. A full line raises BusyError here, before any event. Call
+        ``close()`` on the result when done with it (a place never started is given back)."""
         self.check(message, session_id)
         ticket = self.line.join() if self._needs_model(message) else None
-
-        def events() -> Iterator[Event]:
-            if ticket is not None:
-                try:
-                    place = self.line.position(ticket)
-                    while place:
-                        yield Event("queued", text=str(place))
-                        place = self.line.wait(ticket, 2.0)
-                    self.line.start(ticket)
-                except BaseException:
-                    self.line.leave(ticket)
-                    raise
-            try:
-                for event in self.assistant.stream(message, session_id):
-                    if event.record is not None:
-                        _logged(event.record)
-                    yield event
-            finally:
-                if ticket is not None:
-                    self.line.leave()
-
-        return events()
+        return Answer(self, message, session_id, ticket)
 
     def end(self, session_id: str) -> AnswerRecord:
         """End a conversation once; ending it again returns the same handoff."""

@@ -101,7 +101,11 @@ def run_level(url: str, sessions: int, questions: int, timeout: float,
                         level.lost += 1
                     continue
                 ms = (time.perf_counter() - started) * 1000
-                code = r.json().get("error", {}).get("code") if r.status_code >= 400 else None
+                try:  # a proxy or the server itself may answer in plain text
+                    code = (r.json().get("error", {}).get("code")
+                            if r.status_code >= 400 else None)
+                except ValueError:
+                    code = None
                 with lock:
                     level.requests += 1
                     if r.status_code == 200:

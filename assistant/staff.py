@@ -148,7 +148,8 @@ class StaffDesk:
     def audit(self, username: str, action: str, target: str | None = None,
               detail: str | None = None) -> None:
         with self.store._tx() as db:
-            db.add(AuditRow(username=username, action=action, target=target, detail=detail))
+            db.add(AuditRow(username=(username or "?")[:64], action=action[:40],
+                            target=target[:120] if target else None, detail=detail))
 
     def audit_log(self, limit: int = 200) -> list[dict[str, Any]]:
         with self.store._tx() as db:
@@ -280,8 +281,8 @@ class StaffDesk:
         writer.writeheader()
         for row in rows:
             # a cell starting with = + - @ would be a formula in a spreadsheet
-            writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
-                             for k, v in row.items()})
+            writer.writerow({k: ("'" + v if isinstance(v, str) and v and v[0] in "=+-@\t\r"
+                                 else v) for k, v in row.items()})
         self.audit(username, "bookings.export", None, f"{len(rows)} rows")
         return out.getvalue()
 

@@ -355,6 +355,8 @@ class Store:
             counts = {"sessions": len(ids), "turns": 0, "feedback": 0}
             for start in range(0, len(ids), 500):
                 batch = ids[start : start + 500]
+                turn_ids = select(TurnRow.id).where(TurnRow.session_id.in_(batch))
+                db.execute(delete(ReviewRow).where(ReviewRow.turn_id.in_(turn_ids)))
                 counts["turns"] += db.execute(
                     delete(TurnRow).where(TurnRow.session_id.in_(batch))
                 ).rowcount

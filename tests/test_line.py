@@ -95,3 +95,18 @@ def test_the_load_test_against_a_server_with_a_stand_in_model(tmp_path):
     assert "| 16 |" in loadtest.render(levels)
     with pytest.raises(Exception, match="loopback"):
         loadtest.run("http://example.org", [1])
+
+
+def test_an_answer_closed_before_it_started_gives_its_place_back(tmp_path):
+    with make_client(tmp_path, f"{SUBCISION} [19]") as client:
+        desk = client.app.state.runtime.desk()
+        answer = desk.stream("what is subcision?")  # takes a place, never iterated
+        assert desk.line.stats()["waiting"] == 1
+        answer.close()
+        assert desk.line.stats()["waiting"] == 0
+        started = desk.stream("what is subcision?")
+        assert next(iter(started)).kind == "sentence"  # being served now
+        assert desk.line.stats()["serving"] == 1
+        started.close()  # the patient left mid-answer
+        assert desk.line.stats() | {"served": 0} == {"serving": 0, "waiting": 0, "capacity": 20,
+                                                      "served": 0, "turned_away": 0}

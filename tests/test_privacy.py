@@ -60,15 +60,22 @@ def test_redact_masks_emails_and_phone_numbers():
 
 
 def test_purge_deletes_old_conversations_and_keeps_bookings(tmp_path):
+    from assistant.records import AnswerRecord
+    from assistant.staff import StaffDesk
+
     store = Store(f"sqlite:///{tmp_path / 'p.db'}")
     old, new = store.create(), store.create()
+    store.record_turn(AnswerRecord(status="not_in_guide", answer="x", session_id=old.session_id,
+                                   turn=1, question="q"))
+    store.add_feedback(old.session_id, 1, "down", None)
+    StaffDesk(store).review("sam", 1, "incorrect", "reviewed before the purge")
     ref = store.add_booking(
         session_id=old.session_id, name=NAME, email=EMAIL, phone=None,
         preferred_times="any", concern="x", consent=True,
     )["reference"]
     with store._tx() as db:
         db.get(SessionRow, old.session_id).updated_at = datetime.now(UTC) - timedelta(days=100)
-    assert store.purge(90) == {"sessions": 1, "turns": 0, "feedback": 0}
+    assert store.purge(90) == {"sessions": 1, "turns": 1, "feedback": 1}
     assert not store.exists(old.session_id) and store.exists(new.session_id)
     kept = store.booking(ref)
     assert kept is not None and kept["session_id"] is None and kept["name"] == NAME

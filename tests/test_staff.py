@@ -172,3 +172,10 @@ def test_content_gaps_group_similar_questions(tmp_path):
         groups = client.app.state.staff.gaps(client.app.state.runtime.services.embeddings)
         assert [g["count"] for g in groups] == [2, 1]
         assert "how much does laser cost" in page.text
+
+
+def test_staff_logins_are_rate_limited(tmp_path):
+    with make_client(tmp_path, staff_login_rate_limit="3/minute") as client:
+        client.app.state.staff.add_user("sam", PASSWORD)
+        codes = [login(client, password="wrong password!").status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]

@@ -85,6 +85,13 @@ class InProcess:
         return self.assistant.end(session_id)
 
 
+def _code(response) -> str | None:
+    try:
+        return response.json().get("error", {}).get("code")
+    except ValueError:
+        return None
+
+
 class Remote:
     """A running server, through ``POST /api/chat`` and ``/api/sessions/{id}/end``."""
 
@@ -97,7 +104,8 @@ class Remote:
     def _post(self, path: str, body: dict | None = None) -> dict:
         for _ in range(20):
             response = self.client.post(path, json=body)
-            if response.status_code == 429:  # the server's rate limit: wait as told
+            busy = response.status_code == 503 and _code(response) == "busy"
+            if response.status_code == 429 or busy:  # rate limit or a full line: wait as told
                 time.sleep(float(response.headers.get("Retry-After", "2")))
                 continue
             if response.status_code >= 400:
@@ -552,12 +560,20 @@ def gate(run: Run, baseline: dict[str, Any], tolerance: float | None = None) -> 
     accepted = baseline.get(run.mode) or baseline.get("full") or {}
     tolerances = baseline.get("tolerance", {})
     failures, checked = [], []
+    errors = run.details.get("answers_errors") or 0
+    if errors:
+        failures.append(f"{errors} answer case(s) failed with an error")
     for metric, expected in accepted.items():
         actual = run.metrics.get(metric)
         if actual is None:
+            if metric in run.metrics:  # its suite ran but produced nothing to measure
+                failures.append(f"{metric}: no value although its suite ran")
             continue  # a suite that did not run
-        allowed = tolerance if tolerance is not None else tolerances.get(
-            metric, tolerances.get("default", 0.0))
+        allowed = tolerances.get(metric, tolerances.get("default", 0.0))
+        if tolerance is not None and metric in tolerances and tolerances[metric] == 0.0:
+            pass  # a zero-tolerance metric (urgent recall, attacks…) is never loosened
+        elif tolerance is not None:
+            allowed = tolerance
         lower = metric in LOWER_IS_BETTER
         worse_by = (actual - expected) if lower else (expected - actual)
         ok = worse_by <= allowed + 1e-9

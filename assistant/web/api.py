@@ -202,6 +202,8 @@ def router(desk: Callable[[], FrontDesk]) -> APIRouter:
                 log.error("stream failed: unexpected %s", type(exc).__name__)
                 problem = {"code": "internal", "message": "Something went wrong on our side."}
                 yield _sse("error", {"error": problem})
+            finally:  # a client that left gives its place in line back
+                events.close()
 
         return StreamingResponse(
             body(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}

@@ -16,10 +16,12 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from assistant.errors import ConfigError, InputError
+from assistant.errors import ConfigError, InputError, RateLimitedError
+from assistant.frontdesk import RateLimiter
 from assistant.staff import PROBLEM_STATUSES, AuthError, Login, StaffDesk
 from assistant.store import BOOKING_STATUSES
 
@@ -32,8 +34,13 @@ class NotLoggedIn(Exception):
     pass
 
 
+class CsrfError(Exception):
+    pass
+
+
 def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+    logins = RateLimiter(settings.staff_login_rate_limit)  # per client address
     router = APIRouter(prefix="/staff", include_in_schema=False)
 
     def page(name: str, login: Login | None, status: int = 200, **values: Any) -> HTMLResponse:
@@ -56,7 +63,7 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
         form = await request.form()
         given = str(form.get("csrf", ""))
         if not hmac.compare_digest(given, login.csrf):
-            raise PermissionError("CSRF token missing or wrong")
+            raise CsrfError("CSRF token missing or wrong")
         return {k: str(v) for k, v in form.items()}
 
     def back(path: str, flash: str | None = None) -> RedirectResponse:
@@ -89,8 +96,14 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
             return page("login.html", None, status=403, title="Login", csrf=expected,
                         has_users=True, error="The form expired; please try again.")
         try:
-            token, _login = desk().login(str(form.get("username", "")),
-                                         str(form.get("password", "")))
+            logins.check(request.client.host if request.client else None)
+            # argon2 takes tens of milliseconds: off the event loop
+            token, _login = await run_in_threadpool(
+                desk().login, str(form.get("username", "")), str(form.get("password", ""))
+            )
+        except RateLimitedError as exc:
+            return page("login.html", None, status=429, title="Login", csrf=expected,
+                        has_users=True, error=exc.patient_message)
         except AuthError as exc:
             return page("login.html", None, status=401, title="Login", csrf=expected,
                         has_users=True, error=str(exc))
@@ -234,8 +247,8 @@ def install_staff_handlers(app) -> None:
                                 status_code=401)
         return RedirectResponse("/staff/login", status_code=303)
 
-    @app.exception_handler(PermissionError)
-    async def _csrf(_request: Request, _exc: PermissionError) -> Response:
+    @app.exception_handler(CsrfError)
+    async def _csrf(_request: Request, _exc: CsrfError) -> Response:
         return JSONResponse({"error": {"code": "forbidden", "message": "Missing or wrong CSRF "
                                        "token; reload the page and try again."}},
                             status_code=403)

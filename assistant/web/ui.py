@@ -255,6 +255,8 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
                 log.error("answer failed: %s", type(exc).__name__)
                 history[answer_at] = {"role": "assistant", "content": exc.patient_message}
                 yield history, "", sid or "", turns, hide, hide, hide
+            finally:  # a patient who pressed stop or left gives the place in line back
+                events.close()
 
         chat_outputs = [chat, message, session_box, turn_of, urgent, not_covered, input_error]
         for trigger in (message.submit, send.click):
