@@ -126,6 +126,21 @@ def test_tabs_have_their_own_conversations_and_urgent_is_prominent(server):
         box = banner.bounding_box()
         assert box is not None and box["y"] < 200  # above everything
         shot(page, "4-urgent")
+        # keyboard only: Tab reaches the question box and the booking button, Enter books
+        page.locator("body").click(position={"x": 5, "y": 5})
+        reached = []
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            reached.append(page.evaluate(
+                "() => (document.activeElement.getAttribute('aria-label') || '') + '|' + "
+                "(document.activeElement.innerText || '') + '|' + "
+                "(document.activeElement.closest('label')?.innerText || '')"))
+            if "Book a consultation" in reached[-1]:
+                break
+        assert any("Your question" in r for r in reached), reached
+        assert "Book a consultation" in reached[-1], reached
+        page.keyboard.press("Enter")
+        page.get_by_label("Your name").wait_for()  # the booking form opened
         other = page.context.new_page()  # a second tab: a conversation of its own
         other.goto(server.url + "/")
         other.locator("#chat").wait_for()
