@@ -1,6 +1,6 @@
 """Builds the assistant's parts from settings, once, and hands them out.
 
-Nothing is built at import time: adapters (CLI, later the web app) create one
+Nothing is built at import time: adapters (CLI, web app, eval) create one
 ``Services`` and pass it around.
 """
 
