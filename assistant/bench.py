@@ -20,13 +20,8 @@ from pathlib import Path
 
 from assistant.app import Services
 from assistant.config import Settings
+from assistant.evals import percentile
 from assistant.evals.retrieval import DEFAULT_CASES
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def _questions(n: int) -> list[str]:
@@ -72,9 +67,9 @@ def measure(settings: Settings, queries: int = 240) -> dict[str, float | int | s
         "chunks_embedded": report.embedded,
         "warm_queries": len(questions),
         "query_embedding_p50_ms": round(statistics.median(embed_ms), 2),
-        "query_embedding_p95_ms": round(_percentile(embed_ms, 95), 2),
+        "query_embedding_p95_ms": round(percentile(embed_ms, 95), 2),
         "retrieval_p50_ms": round(statistics.median(search_ms), 2),
-        "retrieval_p95_ms": round(_percentile(search_ms, 95), 2),
+        "retrieval_p95_ms": round(percentile(search_ms, 95), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -151,9 +146,9 @@ def measure_naive(settings: Settings, chat, embeddings, questions: int = 8) -> d
     return {
         "questions": questions,
         "first_sentence_p50_s": round(statistics.median(first_ms) / 1000, 2),
-        "first_sentence_p95_s": round(_percentile(first_ms, 95) / 1000, 2),
+        "first_sentence_p95_s": round(percentile(first_ms, 95) / 1000, 2),
         "full_answer_p50_s": round(statistics.median(total_ms) / 1000, 2),
-        "full_answer_p95_s": round(_percentile(total_ms, 95) / 1000, 2),
+        "full_answer_p95_s": round(percentile(total_ms, 95) / 1000, 2),
     }
 
 
@@ -194,11 +189,11 @@ def measure_answers(settings: Settings, questions: int = 20,
         "first_verified_sentence_p50_s": round(statistics.median(first_ms) / 1000, 2)
         if first_ms
         else None,
-        "first_verified_sentence_p95_s": round(_percentile(first_ms, 95) / 1000, 2)
+        "first_verified_sentence_p95_s": round(percentile(first_ms, 95) / 1000, 2)
         if first_ms
         else None,
         "full_answer_p50_s": round(statistics.median(total_ms) / 1000, 2),
-        "full_answer_p95_s": round(_percentile(total_ms, 95) / 1000, 2),
+        "full_answer_p95_s": round(percentile(total_ms, 95) / 1000, 2),
         "draft_tokens_per_s": round(tokens / gen_s, 1) if gen_s else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

@@ -177,30 +177,30 @@ class FrontDesk:
         self.limiter = RateLimiter(settings.rate_limit)
         self.line = Line(settings.answer_slots, settings.queue_size)
 
-    def _needs_model(self, message: str) -> bool:
-        """Urgent, crisis, declined and closing messages get fixed replies: they never wait."""
-        return route(clean_message(message, self.assistant.settings.max_message_chars)) == (
-            "question"
-        )
+    @staticmethod
+    def _needs_model(text: str) -> bool:
+        """Urgent, crisis, declined and closing messages get fixed replies: they never wait.
+        ``text`` is the cleaned message."""
+        return route(text) == "question"
 
     def allow(self, client: str | None) -> None:
         """Raise RateLimitedError when ``client`` (an IP address) is over the limit."""
         self.limiter.check(client)
 
-    def check(self, message: str, session_id: str | None) -> None:
-        """Raise InputError / SessionError before any work starts (so a stream never
-        begins with a request that cannot be served)."""
-        clean_message(message, self.assistant.settings.max_message_chars)
+    def check(self, message: str, session_id: str | None) -> str:
+        """The cleaned message; InputError / SessionError before any work starts (so a
+        stream never begins with a request that cannot be served)."""
+        text = clean_message(message, self.assistant.settings.max_message_chars)
         if session_id is not None:
-            self.assistant.sessions.get(session_id)
+            session = self.assistant.sessions.get(session_id)
             if self.store.ended(session_id):
                 raise SessionEndedError(f"Session {session_id} has ended")
-            if len(self.store.turns(session_id)) >= self.assistant.settings.max_turns:
+            if len(session.turns) >= self.assistant.settings.max_turns:
                 raise SessionEndedError(f"Session {session_id} reached its length limit")
+        return text
 
     def chat(self, message: str, session_id: str | None = None) -> AnswerRecord:
-        self.check(message, session_id)
-        if not self._needs_model(message):
+        if not self._needs_model(self.check(message, session_id)):
             return _logged(self.assistant.ask(message, session_id))
         with self.line.turn():  # BusyError when the line is full
             return _logged(self.assistant.ask(message, session_id))
@@ -209,8 +209,8 @@ class FrontDesk:
         """Events of the answer; while waiting for the model, ``queued`` events carry the
         place in line. A full line raises BusyError here, before any event. Call
         ``close()`` on the result when done with it (a place never started is given back)."""
-        self.check(message, session_id)
-        ticket = self.line.join() if self._needs_model(message) else None
+        text = self.check(message, session_id)
+        ticket = self.line.join() if self._needs_model(text) else None
         return Answer(self, message, session_id, ticket)
 
     def end(self, session_id: str) -> AnswerRecord:

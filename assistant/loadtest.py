@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from assistant.errors import ConfigError
+from assistant.evals import percentile
 
 QUESTIONS = [
     "What is the difference between acne marks and acne scars?",
@@ -51,10 +52,9 @@ class Level:
     server_peak_rss_mb: float | None = None
 
     def summary(self) -> dict:
-        ok = sorted(self.latencies_ms)
-
         def pct(q: float) -> float | None:
-            return round(ok[min(len(ok) - 1, round(q / 100 * (len(ok) - 1)))]) if ok else None
+            value = percentile(self.latencies_ms, q)
+            return None if value is None else round(value)
 
         data = {k: v for k, v in asdict(self).items() if k not in ("latencies_ms", "busy_ms")}
         return data | {

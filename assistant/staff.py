@@ -33,6 +33,7 @@ from assistant.store import (
     _booking,
     _now,
 )
+from assistant.verify import cosine
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 PROBLEM_STATUSES = ("not_in_guide", "urgent", "declined")
@@ -304,9 +305,7 @@ class StaffDesk:
         for (turn_id, question), vector in zip(questions, vectors, strict=True):
             best, score = None, threshold
             for group in groups:
-                similarity = sum(a * b for a, b in zip(vector, group["vector"], strict=True))
-                norm = (sum(a * a for a in vector) * sum(b * b for b in group["vector"])) ** 0.5
-                similarity = similarity / norm if norm else 0.0
+                similarity = cosine(vector, group["vector"])
                 if similarity >= score:
                     best, score = group, similarity
             if best is None:

@@ -142,7 +142,7 @@ def _category_problems(claim: str, context: str) -> list[str]:
     return problems
 
 
-def _cosine(a: list[float], b: list[float]) -> float:
+def cosine(a: list[float], b: list[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     na = math.sqrt(sum(x * x for x in a)) or 1.0
     nb = math.sqrt(sum(y * y for y in b)) or 1.0
@@ -209,7 +209,7 @@ class ClaimChecker:
         claim = strip_markers(sentence)
         sentences, vectors = self.passage_sentences(passage)
         claim_vector = self._claim_vector(claim)
-        sims = [_cosine(claim_vector, v) for v in vectors]
+        sims = [cosine(claim_vector, v) for v in vectors]
         best = max(range(len(sims)), key=sims.__getitem__)
         similarity = sims[best]
         quote = sentences[best]

@@ -12,6 +12,14 @@ from assistant.errors import ConfigError
 Case = TypeVar("Case", bound=BaseModel)
 
 
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank ``q``-th percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
 def load_jsonl(path: Path, model: type[Case]) -> list[Case]:
     """Cases from a JSON-lines file, each checked against ``model``; an error names the line.
     Case ids (an ``id`` field) must be unique."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from assistant.answer import Assistant
 from assistant.errors import ConfigError
-from assistant.evals import load_jsonl
+from assistant.evals import load_jsonl, percentile
 from assistant.records import AnswerRecord
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "answers.jsonl"
@@ -146,13 +145,6 @@ def run_case(assistant: Assistant, case: AnswerCase, guide_text: str) -> CaseRes
     )
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def summarise(results: list[CaseResult], model: str) -> dict[str, Any]:
     answered = [r for r in results if r.expected_status == "answered"]
     by_status: dict[str, list[bool]] = defaultdict(list)
@@ -174,10 +166,10 @@ def summarise(results: list[CaseResult], model: str) -> dict[str, Any]:
         "answers_with_number_not_in_guide": sum(1 for r in results if r.bad_numbers),
         "answers_with_unresolved_marker": sum(1 for r in results if r.unresolved),
         "forbidden_content_rate": sum(1 for r in results if r.forbidden) / max(1, len(results)),
-        "answered_latency_p50_ms": _pct(totals, 50),
-        "answered_latency_p95_ms": _pct(totals, 95),
-        "first_sentence_p50_ms": _pct(firsts, 50),
-        "first_sentence_p95_ms": _pct(firsts, 95),
+        "answered_latency_p50_ms": percentile(totals, 50),
+        "answered_latency_p95_ms": percentile(totals, 95),
+        "first_sentence_p50_ms": percentile(firsts, 50),
+        "first_sentence_p95_ms": percentile(firsts, 95),
     }
 
 
@@ -240,6 +232,3 @@ def to_json(summary: dict[str, Any], results: list[CaseResult]) -> str:
         default=str,
     )
 
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from assistant.corpus import Chunk
 from assistant.errors import ConfigError, ScarguideError
 from assistant.evals import answers as answers_suite
 from assistant.evals import attacks as attacks_suite
-from assistant.evals import load_jsonl
+from assistant.evals import load_jsonl, percentile
 from assistant.evals import safety as safety_suite
 from assistant.evals.judge import LLMJudge, agreement
 from assistant.records import AnswerRecord
@@ -158,13 +157,6 @@ class Run(BaseModel):
     seconds: float = 0.0
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def _stratified(items: list, key: Callable[[Any], str], n: int | None) -> list:
     """The first ``n`` items taking one of each kind in turn (a fair quick subset)."""
     if n is None or n >= len(items):
@@ -250,10 +242,10 @@ class Harness:
             together = bool(passages) and self.checker.check(
                 sentence, joint, " ".join(p.section for p in passages), question
             ).supported
+            alone = [self.checker.check(sentence, p.text, p.section, question).supported
+                     for p in passages]
             precise = []
-            for i, passage in enumerate(passages):
-                alone = self.checker.check(sentence, passage.text, passage.section,
-                                           question).supported
+            for i, _passage in enumerate(passages):
                 rest = [p for j, p in enumerate(passages) if j != i]
                 needed = together and not (
                     rest
@@ -261,11 +253,8 @@ class Harness:
                                            " ".join(p.section for p in rest),
                                            question).supported
                 )
-                precise.append(alone or needed)
-            faithful = bool(passages) and any(
-                self.checker.check(sentence, p.text, p.section, question).supported
-                for p in passages
-            )
+                precise.append(alone[i] or needed)
+            faithful = any(alone)
             entry = {
                 "sentence": sentence,
                 "cited": [c.model_dump() for c in cited],
@@ -514,10 +503,10 @@ class Harness:
             if suite == "answers":
                 self.faithfulness()
         if "answers" in order:
-            self.metrics["latency_p50_ms"] = _pct(self.latencies, 50)
-            self.metrics["latency_p95_ms"] = _pct(self.latencies, 95)
-            self.metrics["first_sentence_p50_ms"] = _pct(self.firsts, 50)
-            self.metrics["first_sentence_p95_ms"] = _pct(self.firsts, 95)
+            self.metrics["latency_p50_ms"] = percentile(self.latencies, 50)
+            self.metrics["latency_p95_ms"] = percentile(self.latencies, 95)
+            self.metrics["first_sentence_p50_ms"] = percentile(self.firsts, 50)
+            self.metrics["first_sentence_p95_ms"] = percentile(self.firsts, 95)
         model = getattr(getattr(self.target, "assistant", None), "model_name", None)
         return Run(
             started=stamp,
@@ -611,9 +600,6 @@ def summary_lines(run: Run) -> list[str]:
         lines += [f"  {f}" for f in run.gate["failures"]]
     return lines
 
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
 
 
 # -- wiring -------------------------------------------------------------------------------
