@@ -17,6 +17,7 @@ from assistant.embeddings import build_embeddings
 from assistant.index import GuideIndex, IngestReport, ingest
 from assistant.retrieve import GuideRetriever, HybridRetriever
 from assistant.store import Store
+from assistant.verify import ClaimChecker, topic_words
 
 if TYPE_CHECKING:
     from assistant.answer import Assistant
@@ -41,6 +42,17 @@ class Services:
         return HybridRetriever(self.index, self.settings)
 
     @cached_property
+    def checker(self) -> ClaimChecker:
+        """The claim checker, knowing which guide topic each section is about."""
+        from assistant.corpus import build_chunks
+
+        s = self.settings
+        openings: dict[str, str] = {}
+        for chunk in build_chunks(s.corpus_dir, s.chunk_max_words):
+            openings.setdefault(chunk.section, chunk.text)
+        return ClaimChecker(self.embeddings, topics=topic_words(openings))
+
+    @cached_property
     def chat(self) -> BaseChatModel:
         from assistant.llm import build_chat_model
 
@@ -53,7 +65,6 @@ class Services:
         from assistant.corpus import build_chunks
         from assistant.errors import IndexNotReadyError
         from assistant.sessions import FileSessions, MemorySessions
-        from assistant.verify import ClaimChecker
 
         s = self.settings
         self.ensure_index()
@@ -72,7 +83,7 @@ class Services:
             s,
             self.retriever,
             self.chat,
-            ClaimChecker(self.embeddings),
+            self.checker,
             sessions,
             chunks,
             model_name,

@@ -387,10 +387,8 @@ def eval_verifier(
 ) -> None:
     """Precision and recall of the claim checker on labelled sentence/passage pairs."""
     from assistant.evals import verifier
-    from assistant.verify import ClaimChecker
-
     services = _services()
-    checker = ClaimChecker(services.embeddings)
+    checker = services.checker
     result = verifier.evaluate(services.settings, checker, cases or verifier.DEFAULT_CASES)
     typer.echo(verifier.to_json(result) if as_json else verifier.render(result))
 

@@ -8,6 +8,7 @@ known way small models invent facts, and it errs towards "not supported":
 - quantifier, comparison and category cues ("always", "more", "type of", …) must
   appear in the passage;
 - content words new to the passage count against support;
+- a claim resting on a "They…" sentence must speak of the passage's topic;
 - embedding similarity to the best passage sentence, as one signal among these.
 
 ``check`` returns a ``Verdict`` with the reasons; ``quote`` is the passage sentence
@@ -78,6 +79,11 @@ _CUES = (
 )
 # A comparison in the claim needs a comparison in the passage.
 _COMPARATIVE_CLAIM = re.compile(r"\b(?:more|less|better|worse|higher|lower|fewer|greater)\b")
+# "X is better (worse) than Y" judges treatments: only the same judgement in the passage counts.
+# ("looks better" is an improvement, not a judgement between options).
+_JUDGEMENT = re.compile(
+    r"\b(?:(?:better|worse) (?:than|for|at|option|choice)|best|worst|superior|inferior)\b"
+)
 _COMPARATIVE_PASSAGE = re.compile(
     r"\b(?:more|less|better|worse|higher|lower|fewer|greater|increas\w*|reduc\w*|diminish\w*|"
     r"improv\w*|smooth\w*|excess|overproduc\w*)\b"
@@ -142,6 +148,31 @@ def _category_problems(claim: str, context: str) -> list[str]:
     return problems
 
 
+_BACK_REFERENCE = re.compile(r"^(they|these|this|it|those)\b", re.I)
+# A subject that covers a whole kind: acne scars, scars, treatments, marks.
+_GENERAL_SUBJECT = re.compile(
+    r"^(?:the |most |all |many |some |such )?(?:acne )?(?:scars?|scarring|treatments?|marks?)\b",
+    re.I,
+)
+
+
+def topic_words(passages: dict[str, str]) -> dict[str, frozenset[str]]:
+    """Section -> the words of its heading that name what it is about and that no other
+    heading uses ("Chemical peels" -> chemical, peel). Only sections whose passage opens
+    with its heading ("Chemical peels can improve…") name a topic; "Bottom line" does not."""
+    leaves = {section: content_stems(section.split(" › ")[-1]) for section in passages}
+    counts: dict[str, int] = {}
+    for stems in leaves.values():
+        for w in stems:
+            counts[w] = counts.get(w, 0) + 1
+    topics = {}
+    for section, stems in leaves.items():
+        own = frozenset(w for w in stems if counts[w] == 1)
+        if own and own & content_stems(" ".join(passages[section].split()[:8])):
+            topics[section] = own
+    return topics
+
+
 def cosine(a: list[float], b: list[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     na = math.sqrt(sum(x * x for x in a)) or 1.0
@@ -185,6 +216,8 @@ class ClaimChecker:
     max_novelty: float = 0.25
     max_novelty_if_similar: float = 0.5
     similar: float = 0.75
+    # section -> the words of its heading that name its topic (see ``topic_words``)
+    topics: dict[str, frozenset[str]] = field(default_factory=dict)
     _cache: dict[str, tuple[list[str], list[list[float]]]] = field(default_factory=dict)
     _claims: dict[str, list[float]] = field(default_factory=dict)
 
@@ -197,15 +230,46 @@ class ClaimChecker:
             vector = self._claims[claim] = self.embeddings.embed_query(claim)
         return vector
 
+    def _subject_problems(self, claim: str, quote: str, section: str) -> list[str]:
+        """A passage about one topic ("Atrophic scars") speaks of it, in its "They…"
+        sentences too. A claim resting on it must name that topic or refer back: "Acne
+        scars look like depressions" says of all scars what the guide says of one type."""
+        topic = self.topics.get(section)
+        if not topic or topic & content_stems(claim) or _BACK_REFERENCE.match(claim):
+            return []
+        if _BACK_REFERENCE.match(quote) or _GENERAL_SUBJECT.match(claim):
+            return [f"says of something else what the passage says of {section.split(' › ')[-1]!r}"]
+        return []
+
+    def _foreign_topics(self, claim: str, context: str, section: str) -> list[str]:
+        """A claim that names another section's topic ("Chemical peels use trichloroacetic
+        acid", resting on TCA CROSS) says of that topic what the guide says of this one,
+        unless this passage speaks of it too."""
+        claim_stems, here = content_stems(claim), content_stems(context)
+        return [
+            f"names {other.split(' › ')[-1]!r}, which the passage does not speak of"
+            for other, topic in self.topics.items()
+            if other != section and (claim_stems & topic) - here
+        ]
+
     def passage_sentences(self, passage: str) -> tuple[list[str], list[list[float]]]:
         if passage not in self._cache:
             sentences = [s for p in passage.split("\n\n") for s in split_sentences(p)]
             self._cache[passage] = (sentences, self.embeddings.embed_documents(sentences))
         return self._cache[passage]
 
-    def check(self, sentence: str, passage: str, section: str = "", question: str = "") -> Verdict:
-        """``question``: the patient's words an answer may echo without adding content
-        ("sink in", "stick up"); numbers, negations and claim words still count."""
+    def check(
+        self,
+        sentence: str,
+        passage: str,
+        section: str = "",
+        question: str = "",
+        first_hit: bool = False,
+    ) -> Verdict:
+        """``question``: the patient's words a claim may echo without adding content ("sink
+        in", "stick up") when it closely paraphrases the passage, or when ``first_hit``: the
+        retriever, independently of the model, ranked this passage first for those words.
+        Numbers, negations and claim words always count."""
         claim = strip_markers(sentence)
         sentences, vectors = self.passage_sentences(passage)
         claim_vector = self._claim_vector(claim)
@@ -231,12 +295,20 @@ class ClaimChecker:
             context.lower()
         ):
             reasons.append("comparison not made in the passage")
+        elif _JUDGEMENT.search(claim.lower()) and not _JUDGEMENT.search(context.lower()):
+            reasons.append("judges better or worse where the passage does not")
+        reasons.extend(self._foreign_topics(claim, context, section))
         reasons.extend(_category_problems(claim, context))
+        reasons.extend(self._subject_problems(claim, quote, section))
         names = unknown_names(claim, context)
         if names:  # the patient's words do not excuse these: injected products come from there
             reasons.append(f"name(s) the passage never uses: {', '.join(sorted(names))}")
         claim_stems = content_stems(claim)
-        new = claim_stems - content_stems(context) - content_stems(question)
+        new = claim_stems - content_stems(context)
+        if similarity >= self.similar or first_hit:
+            # Otherwise the patient's words are the claim's own: "the scar that sticks up
+            # is called a boxcar scar" maps them to a passage nothing else ties them to.
+            new -= content_stems(question)
         novelty = len(new) / len(claim_stems) if claim_stems else 0.0
         allowed = self.max_novelty_if_similar if similarity >= self.similar else self.max_novelty
         if novelty > allowed:

@@ -4,7 +4,6 @@ import pytest
 
 from assistant.app import Services
 from assistant.evals import harness
-from assistant.verify import ClaimChecker
 
 pytestmark = pytest.mark.real
 
@@ -17,7 +16,7 @@ def test_the_quick_eval_passes_the_gate(real_services, real_assistant, tmp_path)
         services.settings,
         harness.InProcess(real_assistant),
         real_assistant.chunks,
-        ClaimChecker(services.embeddings),
+        services.checker,
         harness.build_judge(services.settings, services, "same"),
         services=services,
         quick=True,

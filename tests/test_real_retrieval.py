@@ -69,9 +69,9 @@ def test_retrieval_eval_meets_its_bar_and_beats_the_naive_recipe(real_services):
 
 def test_claim_checker_on_its_labelled_set(real_services):
     from assistant.evals.verifier import evaluate as evaluate_verifier
-    from assistant.verify import ClaimChecker
 
-    scores = evaluate_verifier(real_services.settings, ClaimChecker(real_services.embeddings))
+    scores = evaluate_verifier(real_services.settings, real_services.checker)
     assert scores.n >= 60
     assert scores.precision >= 0.9 and scores.recall >= 0.85
     assert scores.per_kind["invented-number"] == 1.0
+    assert scores.per_kind["wrong-subject"] == 1.0

@@ -69,4 +69,85 @@ def test_the_patients_own_words_do_not_count_as_new_content(checker):
     )
     question = "why do some scars sink in and others stick up"
     assert "sink" in " ".join(checker.check(claim, passage).reasons)
-    assert "sink" not in " ".join(checker.check(claim, passage, question=question).reasons)
+    # echoing the patient is allowed on the passage retrieval ranked first for their words
+    echo = checker.check(claim, passage, question=question, first_hit=True)
+    assert "sink" not in " ".join(echo.reasons)
+    # elsewhere the echo is the model's own mapping of their words to the guide: not backed
+    assert "sink" in " ".join(checker.check(claim, passage, question=question).reasons)
+
+
+TOPICS = {
+    "How to treat acne scars › Chemical peels": frozenset({"chemical", "peel"}),
+    "How to treat acne scars › TCA CROSS": frozenset({"tca", "cross"}),
+    "What are the different types of acne scars? › Atrophic scars": frozenset({"atrophic"}),
+    "What are the different types of acne scars? › Atrophic scars › Ice pick scars": frozenset(
+        {"ice", "pick"}
+    ),
+}
+TCA = (
+    "The chemical reconstruction of skin scars (CROSS) technique uses high concentrations of "
+    "trichloroacetic acid (TCA)—which breaks down connective tissue fibers—to treat and "
+    "rebuild atrophic acne scars."
+)
+ATROPHIC = (
+    "Atrophic scars are the most common type of acne scarring. They look like depressions, "
+    "craters, or indentations in the skin and are caused by the loss of collagen."
+)
+
+
+@pytest.fixture
+def topical():
+    return ClaimChecker(HashEmbeddings(), min_similarity=0.3, topics=TOPICS)
+
+
+@pytest.mark.parametrize(
+    ("claim", "passage", "section", "reason"),
+    [
+        # another topic's name on this passage's facts
+        ("Chemical peels use high concentrations of trichloroacetic acid (TCA).", TCA,
+         "How to treat acne scars › TCA CROSS", "names 'Chemical peels'"),
+        ("TCA CROSS treats ice pick scars and rebuilds atrophic acne scars.", TCA,
+         "How to treat acne scars › TCA CROSS", "names 'Ice pick scars'"),
+        # one type's description given to all scars
+        ("Acne scars look like depressions, craters, or indentations in the skin.", ATROPHIC,
+         "What are the different types of acne scars? › Atrophic scars", "says of something"),
+        # a judgement between options the passage never makes
+        ("TCA CROSS is better for atrophic acne scars than other treatments.",
+         TCA + " The process diminishes the appearance of acne scars and improves skin texture.",
+         "How to treat acne scars › TCA CROSS", "judges better"),
+    ],
+)
+def test_a_claim_about_another_subject_is_rejected(topical, claim, passage, section, reason):
+    verdict = topical.check(claim, passage, section)
+    assert not verdict.supported
+    assert any(reason in r for r in verdict.reasons), verdict.reasons
+
+
+@pytest.mark.parametrize(
+    ("claim", "passage", "section"),
+    [
+        ("TCA CROSS uses trichloroacetic acid to rebuild atrophic acne scars.", TCA,
+         "How to treat acne scars › TCA CROSS"),
+        ("Atrophic scars look like depressions, craters, or indentations in the skin.", ATROPHIC,
+         "What are the different types of acne scars? › Atrophic scars"),
+        ("They look like depressions, craters, or indentations in the skin.", ATROPHIC,
+         "What are the different types of acne scars? › Atrophic scars"),
+    ],
+)
+def test_a_claim_about_the_passages_own_subject_stands(topical, claim, passage, section):
+    verdict = topical.check(claim, passage, section)
+    assert verdict.supported, verdict.reasons
+
+
+def test_topics_are_the_headings_that_open_their_passage():
+    from assistant.verify import topic_words
+
+    topics = topic_words({
+        "How to treat acne scars › Chemical peels": "Chemical peels can improve the appearance",
+        "How to treat acne scars › TCA CROSS": TCA,
+        "Bottom line": "It’s important to remember that there’s no one-size-fits-all approach",
+    })
+    assert topics == {
+        "How to treat acne scars › Chemical peels": {"chemical", "peel"},
+        "How to treat acne scars › TCA CROSS": {"tca", "cross"},
+    }

@@ -74,6 +74,12 @@ def numbers_not_in(answer: str, guide_text: str) -> list[str]:
     return [n for n in re.findall(r"\d+(?:\.\d+)?", shown) if n not in guide_numbers]
 
 
+def first_hit(record: AnswerRecord) -> str | None:
+    """The chunk retrieval ranked first for the record's question (the checker lets a
+    claim resting on it echo the patient's words)."""
+    return record.retrieved[0].get("chunk_id") if record.retrieved else None
+
+
 def unresolved_markers(record: AnswerRecord) -> list[int]:
     cited = {c.n for c in record.citations}
     return [int(n) for n in re.findall(r"\[(\d+)\]", record.answer) if int(n) not in cited]
@@ -114,11 +120,15 @@ def run_case(assistant: Assistant, case: AnswerCase, guide_text: str) -> CaseRes
     unsupported = 0
     sentences = shown_sentences(record) if record.status == "answered" else []
     by_n = {c.n: c for c in record.citations}
+    first = first_hit(record)
     for sentence, numbers in sentences:
         chunks = [assistant.by_id[by_n[n].chunk_id] for n in numbers if n in by_n]
         question = record.standalone_question or record.question
         if not any(
-            assistant.checker.check(sentence, c.text, c.section, question).supported for c in chunks
+            assistant.checker.check(
+                sentence, c.text, c.section, question, c.chunk_id == first
+            ).supported
+            for c in chunks
         ):
             unsupported += 1
     return CaseResult(

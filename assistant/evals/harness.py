@@ -23,8 +23,9 @@ Metrics (each a number in [0, 1] unless it is a latency):
 - followup_accuracy = follow-ups rewritten to name their topic / follow-ups;
 - handoff_rate = conversations whose last turn carries a handoff / conversations;
 - model_answer_rate = answered questions whose shown sentences all came from the model's
-  own (verified) draft / answered questions; the rest were completed by quoting the guide
-  (a model that refuses or rambles is caught here, even when the answer shown is fine);
+  own (verified) draft (a comparison's opening definitions aside) / answered questions; the
+  rest were completed by quoting the guide (a model that refuses or rambles is caught here,
+  even when the answer shown is fine);
 - latency_p50_ms, latency_p95_ms, first_sentence_p50_ms of answered questions.
 """
 
@@ -234,24 +235,28 @@ class Harness:
         """Each shown sentence with its cited passages and both judges' verdicts."""
         by_n = {c.n: c for c in record.citations}
         question = record.standalone_question or record.question
+        first = answers_suite.first_hit(record)
         out = []
         for sentence, numbers in answers_suite.shown_sentences(record):
             cited = [by_n[n] for n in numbers if n in by_n and by_n[n].chunk_id in self.by_id]
             passages = [self.by_id[c.chunk_id] for c in cited]
             joint = "\n\n".join(p.text for p in passages)
+            tops = [p.chunk_id == first for p in passages]
             together = bool(passages) and self.checker.check(
-                sentence, joint, " ".join(p.section for p in passages), question
+                sentence, joint, " ".join(p.section for p in passages), question, any(tops)
             ).supported
-            alone = [self.checker.check(sentence, p.text, p.section, question).supported
-                     for p in passages]
+            alone = [
+                self.checker.check(sentence, p.text, p.section, question, top).supported
+                for p, top in zip(passages, tops, strict=True)
+            ]
             precise = []
             for i, _passage in enumerate(passages):
                 rest = [p for j, p in enumerate(passages) if j != i]
                 needed = together and not (
                     rest
                     and self.checker.check(sentence, "\n\n".join(p.text for p in rest),
-                                           " ".join(p.section for p in rest),
-                                           question).supported
+                                           " ".join(p.section for p in rest), question,
+                                           any(p.chunk_id == first for p in rest)).supported
                 )
                 precise.append(alone[i] or needed)
             faithful = any(alone)
@@ -652,7 +657,7 @@ def run_from_settings(
         settings,
         target,
         chunks,
-        ClaimChecker(services.embeddings),
+        services.checker,
         build_judge(settings, services, judge) if "answers" in suites else None,
         services=in_process,
         quick=quick,
