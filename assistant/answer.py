@@ -33,7 +33,14 @@ from assistant.retrieve import HybridRetriever, RetrievalResult
 from assistant.safety import as_data, clean_message, route
 from assistant.sessions import Session, SessionStore, TurnSummary
 from assistant.verify import ClaimChecker, strip_markers
-from assistant.words import alike, content_stems, missing_aspects, uncovered_words
+from assistant.words import (
+    alike,
+    content_stems,
+    missing_aspects,
+    stem,
+    uncovered_words,
+    words,
+)
 
 NOT_IN_GUIDE = "NOT_IN_GUIDE"
 _MARKERS = re.compile(r"\[(\d+)\]")
@@ -52,16 +59,25 @@ _CLAIM_WORDS = re.compile(
     r"\b(is|are|was|were|can|cannot|can't|do|does|doesn't|don't|will|won't|not|no|never)\b", re.I
 )
 _DANGLING = re.compile(r"^(these|they|this|it|those|that|such)\b", re.I)
+# A guide sentence that leans on the one before it ("The process initially causes…").
+_LEANS_BACK = re.compile(
+    r"^(these|they|this|it|those|that|such|the (process|treatment|procedure|technique|"
+    r"device|result|final result))\b",
+    re.I,
+)
+_COMPARISON = re.compile(
+    r"\b(vs\.?|versus|differ\w*|compar\w*|or|and|between|apart|distinguish|same as)\b", re.I
+)
 
 
 def _distinctive_heading_words(chunks: list[Chunk]) -> dict[str, set[str]]:
     """For each section, the words of its own heading that no other heading uses."""
     leaves = {c.section: content_stems(c.section.split(" › ")[-1]) for c in chunks}
     counts: dict[str, int] = {}
-    for words in leaves.values():
-        for w in words:
+    for stems in leaves.values():
+        for w in stems:
             counts[w] = counts.get(w, 0) + 1
-    return {section: {w for w in words if counts[w] == 1} for section, words in leaves.items()}
+    return {section: {w for w in stems if counts[w] == 1} for section, stems in leaves.items()}
 
 
 def _same(a: str, b: str) -> bool:
@@ -248,26 +264,45 @@ class Assistant:
         previous_kept = True
         named = self.named_sections(standalone, result)
         subjects = {c.chunk_id for c in named} | {h.chunk_id for h in result.hits[:1]}
+        # The question names guide topics and the guide has every word it asks about.
+        covered = bool(named) and self._covers(standalone, named, result)
+        if covered and len(named) >= 2 and _COMPARISON.search(standalone):
+            # "X vs Y": each side opens with the guide's own definition of it, so the
+            # comparison rests on both; the model's sentences follow when they add to it.
+            for chunk in self._in_order_asked(standalone, named):
+                for sentence in self.definition(chunk):
+                    yield self._show(shown, citations, sentence, chunk.chunk_id, sentence, clock)
+        definitions = len(shown)
+        limit = self.settings.max_answer_sentences
         for sentence, draft in self._sentences(standalone, result):
-            if draft.lstrip().startswith(NOT_IN_GUIDE):
+            if draft.lstrip().startswith(NOT_IN_GUIDE) or len(shown) >= limit:
                 break
             if len(verdicts) >= 2 * self.settings.max_answer_sentences:
                 break  # a rambling draft: stop reading (and generating) it
             verdict, chunk_id, quote = self.verify(sentence, result)
             if (
                 verdict.supported
-                and not previous_kept
-                and _DANGLING.match(verdict.sentence)
                 and chunk_id not in subjects
+                and (
+                    (not previous_kept and _DANGLING.match(verdict.sentence))
+                    or (
+                        _LEANS_BACK.match(quote)
+                        and not self._introduced(chunk_id, sentence, citations)
+                    )
+                )
             ):
-                # "They…" after a dropped sentence may mean what that sentence was about;
-                # it stays only when its passage is what the question itself is about.
+                # "They…" after a dropped sentence may mean what that sentence was about, and
+                # a guide sentence that leans on the one before it ("The process…" of TCA
+                # CROSS) means that one's topic: either stays only when its passage is what
+                # the question is about, or what the answer has already introduced.
                 verdict.supported, chunk_id = False, None
-                verdict.reasons.append("refers back to a sentence that was dropped")
+                verdict.reasons.append("refers back to something the answer has not introduced")
             verdicts.append(verdict)
             previous_kept = verdict.supported
             if not verdict.supported or chunk_id is None:
                 continue
+            if any(c.chunk_id == chunk_id and c.quote == quote for c in citations):
+                continue  # rests on a sentence already shown: it would only repeat it
             if not shown and _DANGLING.match(verdict.sentence):
                 # An answer does not open with "These…": lead with what the passage is about.
                 _, lead = self._closest_sentence(standalone, self.by_id[chunk_id], opening=True)
@@ -276,11 +311,31 @@ class Assistant:
             yield self._show(shown, citations, f"{strip_markers(sentence)}", chunk_id, quote, clock)
             if len(shown) >= self.settings.max_answer_sentences:
                 break
+        if not shown and draft.lstrip().startswith(NOT_IN_GUIDE):
+            # "NOT_IN_GUIDE: <a claim>": the model refused and answered in one breath. The
+            # claim stands only if the guide supports it and the passages it rests on
+            # (with the top hits) have every word the question asks about.
+            claim = (draft.strip()[len(NOT_IN_GUIDE) :].lstrip(": ").splitlines() or [""])[0]
+            if re.search(r"[.!?]$", claim):
+                verdict, chunk_id, quote = self.verify(claim, result)
+                verdict.reasons.append("stated after the model's NOT_IN_GUIDE")
+                rests_on = [chunk_id] if chunk_id else []
+                context = " ".join(
+                    f"{self.by_id[c].section} {self.by_id[c].text}"
+                    for c in rests_on + [h.chunk_id for h in result.hits[:3]]
+                )
+                if (
+                    chunk_id is not None
+                    and not uncovered_words(standalone, context)
+                    and not missing_aspects(standalone, context)
+                    and not _DANGLING.match(verdict.sentence)
+                ):
+                    verdicts.append(verdict)
+                    yield self._show(shown, citations, strip_markers(claim), chunk_id, quote, clock)
+                    covered = True
         clock.lap("generate_verify")
         base.draft, base.verdicts = draft, verdicts
 
-        # The question names guide topics and the guide has every word it asks about.
-        covered = bool(named) and self._covers(standalone, named, result)
         refused = draft.lstrip().startswith(NOT_IN_GUIDE) and not covered
         if not refused and not covered:
             # Relevance gate: the question asks about an aspect patients often ask about (cost,
@@ -296,13 +351,21 @@ class Assistant:
         if refused:
             yield Event("record", record=self._not_in_guide(base, draft, session))
             return
+        if definitions and not any(v.supported for v in verdicts):
+            # the model said nothing the guide backs: the definitions carry the answer alone
+            base.extractive_fallback = True
         if not shown:
             fallback = self.extractive(standalone, result)
             if fallback is None and not covered:
                 yield Event("record", record=self._not_in_guide(base, None, session))
                 return
             if fallback is not None:
-                yield self._show(shown, citations, fallback[1], fallback[0], fallback[1], clock)
+                chunk_id, sentence = fallback
+                if _DANGLING.match(sentence):  # lead with what "They…" refers to
+                    _, lead = self._closest_sentence(standalone, self.by_id[chunk_id], True)
+                    if lead != sentence:
+                        yield self._show(shown, citations, lead, chunk_id, lead, clock)
+                yield self._show(shown, citations, sentence, chunk_id, sentence, clock)
             base.extractive_fallback = True
         # Every topic the question names gets its own guide sentence ("X vs Y").
         cited = {c.chunk_id for c in citations}
@@ -314,6 +377,25 @@ class Assistant:
         base.answer = " ".join(shown)
         base.citations = citations
         yield Event("record", record=base)
+
+    def _introduced(self, chunk_id: str | None, sentence: str, citations) -> bool:
+        """The answer has introduced this passage's topic: the sentence names it, or a
+        sentence already shown rests on the same passage."""
+        chunk = self.by_id.get(chunk_id or "")
+        if chunk is None:
+            return False
+        topic = self.checker.topics.get(chunk.section, frozenset())
+        return bool(topic & content_stems(sentence)) or chunk_id in {c.chunk_id for c in citations}
+
+    def definition(self, chunk: Chunk) -> list[str]:
+        """A passage's opening sentence, with the next one when it goes on about the same
+        thing ("Atrophic scars are the most common type… They look like depressions…")."""
+        sentences, _ = self.checker.passage_sentences(chunk.text)
+        opening = next((i for i, s in enumerate(sentences) if not _DANGLING.match(s)), 0)
+        lead = sentences[opening : opening + 1]
+        if opening + 1 < len(sentences) and re.match(r"(they|it)\b", sentences[opening + 1], re.I):
+            lead.append(sentences[opening + 1])
+        return lead
 
     def _show(self, shown, citations, sentence, chunk_id, quote, clock) -> Event:
         n = self._cite(citations, chunk_id, quote)
@@ -336,6 +418,18 @@ class Assistant:
             if any(alike(w, a) for w in words for a in asked):
                 named.append(chunk)
         return named
+
+    def _in_order_asked(self, question: str, named: list[Chunk]) -> list[Chunk]:
+        """Named sections in the order the question names them ("subcision vs fillers")."""
+        asked = [stem(w) for w in words(question)]
+
+        def first_mention(chunk: Chunk) -> int:
+            own = self._distinctive.get(chunk.section, set())
+            return next(
+                (i for i, a in enumerate(asked) if any(alike(w, a) for w in own)), len(asked)
+            )
+
+        return sorted(named, key=first_mention)
 
     def _names_a_topic(self, text: str) -> bool:
         asked = content_stems(text)
@@ -429,7 +523,8 @@ class Assistant:
             draft += piece
             buffer += piece
             if draft.lstrip().startswith(NOT_IN_GUIDE):
-                if "\n" in draft.strip() or len(draft) > 120:
+                # read the named topic, or one sentence the model may state with it
+                if "\n" in draft.strip() or re.search(r"[.!?]\s", draft) or len(draft) > 200:
                     break
                 continue
             while match := _BOUNDARY.search(buffer):
@@ -469,7 +564,9 @@ class Assistant:
         best = None
         for chunk_id in candidates:
             chunk = self.by_id[chunk_id]
-            verdict = self.checker.check(claim, chunk.text, chunk.section, question)
+            verdict = self.checker.check(
+                claim, chunk.text, chunk.section, question, chunk_id == result.hits[0].chunk_id
+            )
             if verdict.supported and chunk_id in cited:
                 best = (verdict, chunk_id)
                 break
@@ -546,8 +643,10 @@ class Assistant:
             named = named[:100]
             asked = content_stems(base.standalone_question or base.question)
             # a topic, not a claim: only the patient's own words, no verb or negation
+            a_sentence = bool(re.match(r"[A-Z].*\S\s\S.*\S\s\S.*[.!?]$", named))
             if (
                 named
+                and not a_sentence  # "Eating dairy makes scars worse." is a claim
                 and content_stems(named)
                 and content_stems(named) <= asked | {"cost", "price"}
                 and not _CLAIM_WORDS.search(named)

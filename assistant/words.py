@@ -23,21 +23,23 @@ def stem(word: str) -> str:
     return word
 
 
-# Words a plain answer (or a patient's chat spelling) may use without adding a claim;
+# Words a plain answer (or a patient's chat spelling) may use without adding a claim, and
+# words that frame a comparison without asking about anything ("difference", "vs");
 # contractions arrive cut ("what's" -> "what", "don't" -> "dont").
 GENERIC = frozenset(
     """
-    according acne actual actually also another anything apart are arent be because been
-    being besides called can cant cause caused causes common did didnt do does doesnt
-    dont due else even everything explain form forms generally get gets got guide had
-    happen happens has have hello help helping helps here hey hi how im is isnt it's its
-    just kind kinds know known lead leads like look looks made make makes may mean means
-    might often ok okay one ones other others please pls r really refer refers result
-    results says scar scarring scars skin so some something sort stuff such tell than
-    that their them then there these they thing things this those treat treated treating
-    treatment treatments treats type types typically u ur use used uses using usually
-    very want was wat wats way ways what whats when where which who why wont work
-    working works you your yours
+    according acne actual actually also another anybody anyone anything apart are arent
+    be because been being besides between called can cant cause caused causes common
+    compare compared comparison did didnt differ difference differences do does doesnt
+    dont due else even everybody everyone everything explain form forms generally get
+    gets got guide had happen happens has have hello help helping helps here hey hi how
+    im is isnt it's its just kind kinds know known lead leads like look looks made make
+    makes may mean means might nobody often ok okay one ones other others please pls r
+    really refer refers result results says scar scarring scars skin so some somebody
+    someone something sort stuff such tell than that their them then there these they
+    thing things this those treat treated treating treatment treatments treats type
+    types typically u ur use used uses using usually versus very vs want was wat wats
+    way ways what whats when where which who why wont work working works you your yours
     """.split()
 )
 

@@ -283,3 +283,69 @@ def test_asking_whether_to_stop_a_product_is_not_taken_for_a_diagnosis():
     from assistant.safety import route
 
     assert route("Do I have to stop retinol before a peel?") == "question"
+
+
+def test_a_comparison_opens_with_each_sides_definition_from_the_guide(tmp_path):
+    pih = (
+        "Post-inflammatory hyperpigmentation (PIH) refers to dark brown spots resulting in "
+        "increased pigment (melanin) production after inflammation or a breakout."
+    )
+    # the model repeats one definition: shown once, not twice
+    assistant = make(tmp_path, f"{pih} [12]")
+    record = assistant.ask("pih vs pie")
+    assert record.status == "answered"
+    assert [c.section.split(" › ")[-1] for c in record.citations] == [
+        "Post-inflammatory hyperpigmentation (PIH)",
+        "Post-inflammatory erythema (PIE)",
+    ]
+    assert record.answer.count("dark brown spots") == 1
+    assert record.citations[1].quote.startswith("Post-inflammatory erythema (PIE) refers to")
+
+
+def test_a_definition_keeps_the_sentence_that_goes_on_about_it(tmp_path):
+    assistant = make(tmp_path)
+    atrophic = next(c for c in assistant.chunks if c.section.endswith("› Atrophic scars"))
+    assert assistant.definition(atrophic) == [
+        "Atrophic scars are the most common type of acne scarring.",
+        "They look like depressions, craters, or indentations in the skin and are caused by "
+        "the loss of collagen.",
+    ]
+
+
+def test_a_comparison_with_an_uncovered_word_is_left_to_the_model(tmp_path):
+    assistant = make(tmp_path, "NOT_IN_GUIDE: which is cheaper")
+    record = assistant.ask("is pih cheaper to treat than pie")
+    assert record.status == "not_in_guide" and not record.citations
+
+
+def test_a_claim_stated_with_a_refusal_is_shown_when_the_guide_backs_it(tmp_path):
+    bottom = (
+        "A dermatologist can help you create a customized treatment plan that works for you "
+        "and makes the most of your time and money."
+    )
+    assistant = make(tmp_path, f"NOT_IN_GUIDE: {bottom}")
+    record = assistant.ask("can a dermatologist make me a customized treatment plan")
+    assert record.status == "answered"
+    assert record.citations[0].section == "Bottom line" and record.citations[0].quote in GUIDE
+    assert "after the model's NOT_IN_GUIDE" in " ".join(record.verdicts[-1].reasons)
+
+
+def test_a_claim_stated_with_a_refusal_is_not_shown_when_the_guide_lacks_it(tmp_path):
+    assistant = make(tmp_path, "NOT_IN_GUIDE: Eating dairy makes acne scars worse.")
+    record = assistant.ask("does eating dairy make acne scars worse")
+    assert record.status == "not_in_guide" and "dairy makes" not in record.answer
+
+
+def test_a_guide_sentence_about_another_topic_is_not_passed_off_as_this_one(tmp_path):
+    process = (
+        "The process initially causes inflammation, followed by collagen production and "
+        "healing, which diminishes the appearance of acne scars and improves skin texture."
+    )
+    assistant = make(
+        tmp_path, f"Chemical peels use high concentrations of trichloroacetic acid. {process}"
+    )
+    record = assistant.ask("what do chemical peels do")
+    assert "The process initially" not in record.answer
+    assert all(not c.section.endswith("TCA CROSS") for c in record.citations)
+    reasons = " ".join(r for v in record.verdicts for r in v.reasons)
+    assert "names 'Chemical peels'" in reasons and "refers back" in reasons
