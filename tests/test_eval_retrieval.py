@@ -52,3 +52,17 @@ def test_ndcg_at_5_known_values():
     assert ndcg_at_k([{"a"}, set(), {"b"}], 2) == pytest.approx(1.5 / (1 + 1 / log2(3)))
     assert ndcg_at_k([{"a"}, {"a"}], 2) == pytest.approx(1 / (1 + 1 / log2(3)))  # repeat: no gain
     assert ndcg_at_k([set()] * 5 + [{"a"}], 1) == 0.0  # beyond the cut-off
+
+
+def test_held_out_sets_name_only_sections_the_corpus_has():
+    from assistant.config import PACKAGE_ROOT
+    from assistant.corpus import build_chunks
+    from assistant.evals import answers
+
+    sections = {c.section for c in build_chunks(PACKAGE_ROOT / "corpus", 200)}
+    retrieval = load_cases(PACKAGE_ROOT / "eval" / "retrieval_holdout.jsonl", sections)
+    assert len(retrieval) == 40
+    assert not {c.question for c in retrieval} & {c.question for c in load_cases(DEFAULT_CASES)}
+    held = answers.load_cases(PACKAGE_ROOT / "eval" / "answers_holdout.jsonl")
+    assert len(held) == 30 and sum(c.expected_status == "not_in_guide" for c in held) == 14
+    assert {s for c in held for s in c.expected_sections} <= sections
