@@ -3,11 +3,13 @@
     check input → route (urgent, crisis, declined, closing) → condense a follow-up →
     retrieve → scope gate → generate → verify each sentence → compose the record
 
-Nothing the patient sees is unverified: sentences are released one at a time,
-each only after the claim checker found it supported by a guide passage, so a
-streaming UI never has to retract text. If no sentence survives, the answer
-falls back to quoting the guide sentence closest to the question, or says the
-guide does not cover it.
+Nothing the patient sees is unverified: the model's sentences are released one at a
+time, each only after the claim checker found it supported by a guide passage, and
+everything else shown is quoted word for word from the guide (a comparison's opening
+definitions, the fallback quote). Every reason to refuse is settled before the first
+sentence is shown, so a streaming UI never has to retract text. If no sentence
+survives, the answer falls back to quoting the guide sentence closest to the question,
+or says the guide does not cover it.
 """
 
 from __future__ import annotations
@@ -266,15 +268,31 @@ class Assistant:
         subjects = {c.chunk_id for c in named} | {h.chunk_id for h in result.hits[:1]}
         # The question names guide topics and the guide has every word it asks about.
         covered = bool(named) and self._covers(standalone, named, result)
+        if not covered:
+            # Relevance gate, before anything is shown: the question asks about an aspect
+            # patients often ask about (cost, pain, recovery, sessions, risks…) that the top
+            # passages never mention: the guide does not answer it, however true the
+            # sentences the model would write about the treatment.
+            context = " ".join(
+                f"{c.section} {c.text}" for c in [self.by_id[h.chunk_id] for h in result.hits[:3]]
+            )
+            base.gaps = missing_aspects(standalone, context)
+            if base.gaps:
+                yield Event("record", record=self._not_in_guide(base, None, session, named))
+                return
         if covered and len(named) >= 2 and _COMPARISON.search(standalone):
             # "X vs Y": each side opens with the guide's own definition of it, so the
             # comparison rests on both; the model's sentences follow when they add to it.
             for chunk in self._in_order_asked(standalone, named):
-                for sentence in self.definition(chunk):
+                lead = self.definition(chunk)
+                if len(shown) + len(lead) > self.settings.max_answer_sentences:
+                    lead = lead[:1]  # every side gets its opening sentence at least
+                for sentence in lead:
                     yield self._show(shown, citations, sentence, chunk.chunk_id, sentence, clock)
         definitions = len(shown)
         limit = self.settings.max_answer_sentences
-        for sentence, draft in self._sentences(standalone, result):
+        drafts = self._sentences(standalone, result) if len(shown) < limit else iter(())
+        for sentence, draft in drafts:
             if draft.lstrip().startswith(NOT_IN_GUIDE) or len(shown) >= limit:
                 break
             if len(verdicts) >= 2 * self.settings.max_answer_sentences:
@@ -291,10 +309,10 @@ class Assistant:
                     )
                 )
             ):
-                # "They…" after a dropped sentence may mean what that sentence was about, and
-                # a guide sentence that leans on the one before it ("The process…" of TCA
-                # CROSS) means that one's topic: either stays only when its passage is what
-                # the question is about, or what the answer has already introduced.
+                # "They…" after a dropped sentence may mean what that sentence was about: it
+                # stays only when its passage is what the question is about. A guide sentence
+                # that leans on the one before it ("The process…" of TCA CROSS) means that
+                # passage's topic: it stays when the question or the answer so far is about it.
                 verdict.supported, chunk_id = False, None
                 verdict.reasons.append("refers back to something the answer has not introduced")
             verdicts.append(verdict)
@@ -316,7 +334,7 @@ class Assistant:
             # claim stands only if the guide supports it and the passages it rests on
             # (with the top hits) have every word the question asks about.
             claim = (draft.strip()[len(NOT_IN_GUIDE) :].lstrip(": ").splitlines() or [""])[0]
-            if re.search(r"[.!?]$", claim):
+            if re.search(r"[.!?]$", strip_markers(claim)):
                 verdict, chunk_id, quote = self.verify(claim, result)
                 verdict.reasons.append("stated after the model's NOT_IN_GUIDE")
                 rests_on = [chunk_id] if chunk_id else []
@@ -329,6 +347,9 @@ class Assistant:
                     and not uncovered_words(standalone, context)
                     and not missing_aspects(standalone, context)
                     and not _DANGLING.match(verdict.sentence)
+                    and not (
+                        _LEANS_BACK.match(quote) and not self._introduced(chunk_id, claim, [])
+                    )
                 ):
                     verdicts.append(verdict)
                     yield self._show(shown, citations, strip_markers(claim), chunk_id, quote, clock)
@@ -336,18 +357,7 @@ class Assistant:
         clock.lap("generate_verify")
         base.draft, base.verdicts = draft, verdicts
 
-        refused = draft.lstrip().startswith(NOT_IN_GUIDE) and not covered
-        if not refused and not covered:
-            # Relevance gate: the question asks about an aspect patients often ask about (cost,
-            # pain, recovery, sessions, risks…) that neither the cited passages nor the top hits
-            # mention: the guide does not answer it, however true the sentences shown are.
-            cited = [self.by_id[c.chunk_id] for c in citations]
-            context = " ".join(f"{c.section} {c.text}" for c in cited)
-            context += " " + " ".join(f"{h.section} {h.text}" for h in result.hits[:3])
-            missing = missing_aspects(standalone, context)
-            if missing:
-                base.gaps = missing
-                refused = True
+        refused = draft.lstrip().startswith(NOT_IN_GUIDE) and not covered and not shown
         if refused:
             yield Event("record", record=self._not_in_guide(base, draft, session))
             return
@@ -384,7 +394,9 @@ class Assistant:
         chunk = self.by_id.get(chunk_id or "")
         if chunk is None:
             return False
-        topic = self.checker.topics.get(chunk.section, frozenset())
+        topic = self.checker.topics.get(chunk.section)
+        if not topic:  # "They'll work with you…" of "How to treat acne scars": its own subject
+            return True
         return bool(topic & content_stems(sentence)) or chunk_id in {c.chunk_id for c in citations}
 
     def definition(self, chunk: Chunk) -> list[str]:
@@ -635,15 +647,20 @@ class Assistant:
         return citations[-1].n
 
     def _not_in_guide(
-        self, base: AnswerRecord, draft: str | None, session: Session
+        self,
+        base: AnswerRecord,
+        draft: str | None,
+        session: Session,
+        about: list[Chunk] | None = None,
     ) -> AnswerRecord:
+        """``about``: the guide topics the question names (said with its gaps)."""
         topic = None
         if draft and draft.lstrip().startswith(NOT_IN_GUIDE):
             named = (draft.strip()[len(NOT_IN_GUIDE) :].lstrip(":").strip().splitlines() or [""])[0]
             named = named[:100]
             asked = content_stems(base.standalone_question or base.question)
             # a topic, not a claim: only the patient's own words, no verb or negation
-            a_sentence = bool(re.match(r"[A-Z].*\S\s\S.*\S\s\S.*[.!?]$", named))
+            a_sentence = bool(re.search(r"[.!?]$", named)) and len(named.split()) >= 3
             if (
                 named
                 and not a_sentence  # "Eating dairy makes scars worse." is a claim
@@ -652,14 +669,17 @@ class Assistant:
                 and not _CLAIM_WORDS.search(named)
             ):
                 topic = named.rstrip(".")
-        what = topic or (
-            "that question (it says nothing about “" + "”, “".join(base.gaps) + "”)"
-            if base.gaps
-            else "that question"
-        )
+        if topic is None and base.gaps:
+            # "The guide says nothing about “cost” or “session” for laser therapy"
+            missing = " or ".join(f"“{gap}”" for gap in base.gaps)
+            if about:
+                missing += " for " + " or ".join(c.section.split(" › ")[-1].lower() for c in about)
+            opening = f"The guide says nothing about {missing}"
+        else:
+            opening = f"The guide doesn't cover {topic or 'that question'}"
         base.status = "not_in_guide"
         base.answer = (
-            f"The guide doesn't cover {what}, so I can't answer it from the guide. "
+            f"{opening}, so I can't answer it from the guide. "
             "A dermatologist can answer it at a consultation."
         )
         base.citations = []

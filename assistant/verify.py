@@ -8,7 +8,10 @@ known way small models invent facts, and it errs towards "not supported":
 - quantifier, comparison and category cues ("always", "more", "type of", …) must
   appear in the passage;
 - content words new to the passage count against support;
-- a claim resting on a "They…" sentence must speak of the passage's topic;
+- a claim keeps to its subject: naming another section's topic needs a passage that names
+  it too; resting on a topic's passage ("Atrophic scars…") it must name that topic or refer
+  back, not speak of all scars; a judgement between options ("better for", "more effective
+  than") needs the same judgement in the passage;
 - embedding similarity to the best passage sentence, as one signal among these.
 
 ``check`` returns a ``Verdict`` with the reasons; ``quote`` is the passage sentence
@@ -80,9 +83,11 @@ _CUES = (
 # A comparison in the claim needs a comparison in the passage.
 _COMPARATIVE_CLAIM = re.compile(r"\b(?:more|less|better|worse|higher|lower|fewer|greater)\b")
 # "X is better (worse) than Y" judges treatments: only the same judgement in the passage counts.
-# ("looks better" is an improvement, not a judgement between options).
+# ("looks better" is an improvement, not a judgement between options; "looks better than
+# before" is rejected all the same: the guide compares nothing with "before").
 _JUDGEMENT = re.compile(
-    r"\b(?:(?:better|worse) (?:than|for|at|option|choice)|best|worst|superior|inferior)\b"
+    r"\b(?:(?:better|worse) (?:than|for|at|option|choice)|best|worst|superior|inferior|"
+    r"(?:more|less) \w+ than)\b"
 )
 _COMPARATIVE_PASSAGE = re.compile(
     r"\b(?:more|less|better|worse|higher|lower|fewer|greater|increas\w*|reduc\w*|diminish\w*|"
@@ -148,7 +153,9 @@ def _category_problems(claim: str, context: str) -> list[str]:
     return problems
 
 
-_BACK_REFERENCE = re.compile(r"^(they|these|this|it|those)\b", re.I)
+_BACK_REFERENCE = re.compile(
+    r"^(they|these|this|it|those|the (?:treatment|process|procedure|technique))\b", re.I
+)
 # A subject that covers a whole kind: acne scars, scars, treatments, marks.
 _GENERAL_SUBJECT = re.compile(
     r"^(?:the |most |all |many |some |such )?(?:acne )?(?:scars?|scarring|treatments?|marks?)\b",
@@ -242,14 +249,15 @@ class ClaimChecker:
         return []
 
     def _foreign_topics(self, claim: str, context: str, section: str) -> list[str]:
-        """A claim that names another section's topic ("Chemical peels use trichloroacetic
-        acid", resting on TCA CROSS) says of that topic what the guide says of this one,
-        unless this passage speaks of it too."""
+        """A claim that names another section's topic, all its heading words ("Chemical
+        peels use trichloroacetic acid", resting on TCA CROSS), says of that topic what the
+        guide says of this one, unless this passage names it too. ("Do not cross the
+        borders" does not name TCA CROSS.)"""
         claim_stems, here = content_stems(claim), content_stems(context)
         return [
             f"names {other.split(' › ')[-1]!r}, which the passage does not speak of"
             for other, topic in self.topics.items()
-            if other != section and (claim_stems & topic) - here
+            if other != section and topic <= claim_stems and not topic <= here
         ]
 
     def passage_sentences(self, passage: str) -> tuple[list[str], list[list[float]]]:

@@ -54,7 +54,8 @@ def test_not_in_guide_reply_names_the_topic_and_hands_off(tmp_path):
     assistant = make(tmp_path, "NOT_IN_GUIDE: the cost of laser sessions\nIt is about $200.")
     record = assistant.ask("How much does a laser session cost?")
     assert record.status == "not_in_guide"
-    assert "The guide doesn't cover the cost of laser sessions" in record.answer
+    # settled before the model is asked: the aspect is named, with the topic asked about
+    assert "The guide says nothing about “cost” or “session” for laser therapy" in record.answer
     assert "$" not in record.answer and not record.citations
     assert record.handoff and record.handoff.booking_url
 
@@ -349,3 +350,21 @@ def test_a_guide_sentence_about_another_topic_is_not_passed_off_as_this_one(tmp_
     assert all(not c.section.endswith("TCA CROSS") for c in record.citations)
     reasons = " ".join(r for v in record.verdicts for r in v.reasons)
     assert "names 'Chemical peels'" in reasons and "refers back" in reasons
+
+
+def test_an_aspect_the_guide_lacks_is_refused_before_anything_is_shown(tmp_path):
+    microneedling = (
+        "Microneedling uses a device with multiple needles to create tiny punctures in your skin."
+    )
+    assistant = make(tmp_path, f"{microneedling} [17]")
+    events = list(assistant.stream("how much does microneedling cost"))
+    assert [e.kind for e in events] == ["record"]  # no sentence streamed, then taken back
+    record = events[-1].record
+    assert record.status == "not_in_guide" and record.gaps == ["cost"]
+    assert next(assistant.chat.messages).content.startswith("Microneedling")  # never asked
+
+
+def test_a_comparison_of_three_topics_stays_within_the_answer_length(tmp_path):
+    assistant = make(tmp_path, "Subcision is a type of treatment. [19]")
+    record = assistant.ask("subcision vs fillers vs atrophic scars")
+    assert len(re.findall(r"\[\d+\]", record.answer)) <= assistant.settings.max_answer_sentences
