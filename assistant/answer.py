@@ -34,7 +34,7 @@ from assistant.records import AnswerRecord, Citation, SentenceVerdict
 from assistant.retrieve import HybridRetriever, RetrievalResult
 from assistant.safety import as_data, clean_message, route
 from assistant.sessions import Session, SessionStore, TurnSummary
-from assistant.verify import ClaimChecker, strip_markers
+from assistant.verify import ClaimChecker, distinctive_heading_words, strip_markers
 from assistant.words import (
     alike,
     content_stems,
@@ -70,16 +70,6 @@ _LEANS_BACK = re.compile(
 _COMPARISON = re.compile(
     r"\b(vs\.?|versus|differ\w*|compar\w*|or|and|between|apart|distinguish|same as)\b", re.I
 )
-
-
-def _distinctive_heading_words(chunks: list[Chunk]) -> dict[str, set[str]]:
-    """For each section, the words of its own heading that no other heading uses."""
-    leaves = {c.section: content_stems(c.section.split(" › ")[-1]) for c in chunks}
-    counts: dict[str, int] = {}
-    for stems in leaves.values():
-        for w in stems:
-            counts[w] = counts.get(w, 0) + 1
-    return {section: {w for w in stems if counts[w] == 1} for section, stems in leaves.items()}
 
 
 def _same(a: str, b: str) -> bool:
@@ -141,7 +131,7 @@ class Assistant:
         self.chunks = chunks
         self.by_id = {c.chunk_id: c for c in chunks}
         self.number_of = {c.chunk_id: i for i, c in enumerate(chunks, start=1)}
-        self._distinctive = _distinctive_heading_words(chunks)
+        self._distinctive = distinctive_heading_words([c.section for c in chunks])
         self.system_prompt = load_prompt("system", settings.prompts_dir)
         self.answer_prompt = load_prompt("answer", settings.prompts_dir)
         self.condense_prompt = load_prompt("condense", settings.prompts_dir)

@@ -163,21 +163,26 @@ _GENERAL_SUBJECT = re.compile(
 )
 
 
-def topic_words(passages: dict[str, str]) -> dict[str, frozenset[str]]:
-    """Section -> the words of its heading that name what it is about and that no other
-    heading uses ("Chemical peels" -> chemical, peel). Only sections whose passage opens
-    with its heading ("Chemical peels can improve…") name a topic; "Bottom line" does not."""
-    leaves = {section: content_stems(section.split(" › ")[-1]) for section in passages}
+def distinctive_heading_words(sections: list[str]) -> dict[str, frozenset[str]]:
+    """Section -> the words of its own heading (the last part of the breadcrumb) that no
+    other heading uses ("Chemical peels" -> chemical, peel; "Laser therapy" -> laser)."""
+    leaves = {section: content_stems(section.split(" › ")[-1]) for section in sections}
     counts: dict[str, int] = {}
     for stems in leaves.values():
         for w in stems:
             counts[w] = counts.get(w, 0) + 1
-    topics = {}
-    for section, stems in leaves.items():
-        own = frozenset(w for w in stems if counts[w] == 1)
-        if own and own & content_stems(" ".join(passages[section].split()[:8])):
-            topics[section] = own
-    return topics
+    return {s: frozenset(w for w in stems if counts[w] == 1) for s, stems in leaves.items()}
+
+
+def topic_words(passages: dict[str, str]) -> dict[str, frozenset[str]]:
+    """Section -> its distinctive heading words, for the sections that name a topic: those
+    whose passage opens with its heading ("Chemical peels can improve…"; "Bottom line"
+    opens otherwise and names none)."""
+    return {
+        section: own
+        for section, own in distinctive_heading_words(list(passages)).items()
+        if own and own & content_stems(" ".join(passages[section].split()[:8]))
+    }
 
 
 def cosine(a: list[float], b: list[float]) -> float:
