@@ -60,11 +60,11 @@ _FOLLOW_UP = re.compile(
 _CLAIM_WORDS = re.compile(
     r"\b(is|are|was|were|can|cannot|can't|do|does|doesn't|don't|will|won't|not|no|never)\b", re.I
 )
-_DANGLING = re.compile(r"^(these|they|this|it|those|that|such)\b", re.I)
+_PRONOUNS = r"these|they|this|it|those|that|such"
+_DANGLING = re.compile(rf"^({_PRONOUNS})\b", re.I)
 # A guide sentence that leans on the one before it ("The process initially causes…").
 _LEANS_BACK = re.compile(
-    r"^(these|they|this|it|those|that|such|the (process|treatment|procedure|technique|"
-    r"device|result|final result))\b",
+    rf"^({_PRONOUNS}|the (process|treatment|procedure|technique|device|result|final result))\b",
     re.I,
 )
 _COMPARISON = re.compile(
@@ -263,9 +263,7 @@ class Assistant:
             # patients often ask about (cost, pain, recovery, sessions, risks…) that the top
             # passages never mention: the guide does not answer it, however true the
             # sentences the model would write about the treatment.
-            context = " ".join(
-                f"{c.section} {c.text}" for c in [self.by_id[h.chunk_id] for h in result.hits[:3]]
-            )
+            context = self._context(h.chunk_id for h in result.hits[:3])
             base.gaps = missing_aspects(standalone, context)
             if base.gaps:
                 yield Event("record", record=self._not_in_guide(base, None, session, named))
@@ -328,10 +326,7 @@ class Assistant:
                 verdict, chunk_id, quote = self.verify(claim, result)
                 verdict.reasons.append("stated after the model's NOT_IN_GUIDE")
                 rests_on = [chunk_id] if chunk_id else []
-                context = " ".join(
-                    f"{self.by_id[c].section} {self.by_id[c].text}"
-                    for c in rests_on + [h.chunk_id for h in result.hits[:3]]
-                )
+                context = self._context(rests_on + [h.chunk_id for h in result.hits[:3]])
                 if (
                     chunk_id is not None
                     and not uncovered_words(standalone, context)
@@ -438,9 +433,12 @@ class Assistant:
         return any(alike(w, a) for ws in self._distinctive.values() for w in ws for a in asked)
 
     def _covers(self, question: str, named: list[Chunk], result: RetrievalResult) -> bool:
-        texts = [f"{c.section} {c.text}" for c in named]
-        texts += [f"{h.section} {h.text}" for h in result.hits[:3]]
-        return not uncovered_words(question, " ".join(texts))
+        ids = [c.chunk_id for c in named] + [h.chunk_id for h in result.hits[:3]]
+        return not uncovered_words(question, self._context(ids))
+
+    def _context(self, chunk_ids) -> str:
+        """The passages' headings and text, as one string to look words up in."""
+        return " ".join(f"{self.by_id[c].section} {self.by_id[c].text}" for c in chunk_ids)
 
     def _closest_sentence(
         self, question: str, chunk: Chunk, opening: bool = False
@@ -602,9 +600,8 @@ class Assistant:
         if not scored:
             return None
         similarity, sentence, chunk_id = max(scored, key=lambda item: item[0])
-        chunk = self.by_id[chunk_id]
         if similarity < self.settings.extractive_min_similarity or uncovered_words(
-            question, f"{chunk.section} {chunk.text}"
+            question, self._context([chunk_id])
         ):
             return None
         return chunk_id, sentence

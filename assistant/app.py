@@ -13,6 +13,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
 from assistant.config import Settings
+from assistant.corpus import Chunk, build_chunks
 from assistant.embeddings import build_embeddings
 from assistant.index import GuideIndex, IngestReport, ingest
 from assistant.retrieve import GuideRetriever, HybridRetriever
@@ -42,13 +43,15 @@ class Services:
         return HybridRetriever(self.index, self.settings)
 
     @cached_property
+    def chunks(self) -> list[Chunk]:
+        """The corpus as chunks, read once (and again by ``ingest``)."""
+        return build_chunks(self.settings.corpus_dir, self.settings.chunk_max_words)
+
+    @cached_property
     def checker(self) -> ClaimChecker:
         """The claim checker, knowing which guide topic each section is about."""
-        from assistant.corpus import build_chunks
-
-        s = self.settings
         openings: dict[str, str] = {}
-        for chunk in build_chunks(s.corpus_dir, s.chunk_max_words):
+        for chunk in self.chunks:
             openings.setdefault(chunk.section, chunk.text)
         return ClaimChecker(self.embeddings, topics=topic_words(openings))
 
@@ -62,13 +65,12 @@ class Services:
     def assistant(self) -> Assistant:
         """The answer chain over the current index; builds the index first if it is empty."""
         from assistant.answer import Assistant
-        from assistant.corpus import build_chunks
         from assistant.errors import IndexNotReadyError
         from assistant.sessions import FileSessions, MemorySessions
 
         s = self.settings
         self.ensure_index()
-        chunks = build_chunks(s.corpus_dir, s.chunk_max_words)
+        chunks = self.chunks
         if {c.chunk_id for c in chunks} != set(self.index.stored()):
             raise IndexNotReadyError("The index does not match the corpus: run `scarguide ingest`.")
         sessions = {
@@ -101,8 +103,9 @@ class Services:
         return GuideRetriever(hybrid=self.retriever, k=k)
 
     def ingest(self, progress: bool = False) -> IngestReport:
-        report = ingest(self.index, progress=progress)
-        for stale in ("retriever", "assistant"):  # they must see the new chunks
+        self.__dict__.pop("chunks", None)  # the corpus as it is now
+        report = ingest(self.index, self.chunks, progress=progress)
+        for stale in ("checker", "retriever", "assistant"):  # they must see the new chunks
             self.__dict__.pop(stale, None)
         return report
 

@@ -387,9 +387,9 @@ def eval_verifier(
 ) -> None:
     """Precision and recall of the claim checker on labelled sentence/passage pairs."""
     from assistant.evals import verifier
+
     services = _services()
-    checker = services.checker
-    result = verifier.evaluate(services.settings, checker, cases or verifier.DEFAULT_CASES)
+    result = verifier.evaluate(services.settings, services.checker, cases or verifier.DEFAULT_CASES)
     typer.echo(verifier.to_json(result) if as_json else verifier.render(result))
 
 

@@ -242,23 +242,24 @@ class ClaimChecker:
             vector = self._claims[claim] = self.embeddings.embed_query(claim)
         return vector
 
-    def _subject_problems(self, claim: str, quote: str, section: str) -> list[str]:
+    def _subject_problems(
+        self, claim: str, claim_stems: set[str], quote: str, section: str
+    ) -> list[str]:
         """A passage about one topic ("Atrophic scars") speaks of it, in its "They…"
         sentences too. A claim resting on it must name that topic or refer back: "Acne
         scars look like depressions" says of all scars what the guide says of one type."""
         topic = self.topics.get(section)
-        if not topic or topic & content_stems(claim) or _BACK_REFERENCE.match(claim):
+        if not topic or topic & claim_stems or _BACK_REFERENCE.match(claim):
             return []
         if _BACK_REFERENCE.match(quote) or _GENERAL_SUBJECT.match(claim):
             return [f"says of something else what the passage says of {section.split(' › ')[-1]!r}"]
         return []
 
-    def _foreign_topics(self, claim: str, context: str, section: str) -> list[str]:
+    def _foreign_topics(self, claim_stems: set[str], here: set[str], section: str) -> list[str]:
         """A claim that names another section's topic, all its heading words ("Chemical
         peels use trichloroacetic acid", resting on TCA CROSS), says of that topic what the
         guide says of this one, unless this passage names it too. ("Do not cross the
         borders" does not name TCA CROSS.)"""
-        claim_stems, here = content_stems(claim), content_stems(context)
         return [
             f"names {other.split(' › ')[-1]!r}, which the passage does not speak of"
             for other, topic in self.topics.items()
@@ -291,6 +292,7 @@ class ClaimChecker:
         similarity = sims[best]
         quote = sentences[best]
         context = f"{section} {passage}"
+        claim_stems, context_stems = content_stems(claim), content_stems(context)
 
         reasons: list[str] = []
         missing_numbers = {
@@ -310,14 +312,13 @@ class ClaimChecker:
             reasons.append("comparison not made in the passage")
         elif _JUDGEMENT.search(claim.lower()) and not _JUDGEMENT.search(context.lower()):
             reasons.append("judges better or worse where the passage does not")
-        reasons.extend(self._foreign_topics(claim, context, section))
+        reasons.extend(self._foreign_topics(claim_stems, context_stems, section))
         reasons.extend(_category_problems(claim, context))
-        reasons.extend(self._subject_problems(claim, quote, section))
+        reasons.extend(self._subject_problems(claim, claim_stems, quote, section))
         names = unknown_names(claim, context)
         if names:  # the patient's words do not excuse these: injected products come from there
             reasons.append(f"name(s) the passage never uses: {', '.join(sorted(names))}")
-        claim_stems = content_stems(claim)
-        new = claim_stems - content_stems(context)
+        new = claim_stems - context_stems
         if similarity >= self.similar or first_hit:
             # Otherwise the patient's words are the claim's own: "the scar that sticks up
             # is called a boxcar scar" maps them to a passage nothing else ties them to.
