@@ -31,9 +31,11 @@ from assistant.errors import ModelError, ScarguideError
 from assistant.handoff import build_handoff, summarise
 from assistant.prompts import load_prompt
 from assistant.records import AnswerRecord, Citation, SentenceVerdict
+from assistant.replies import replies_for
 from assistant.retrieve import HybridRetriever, RetrievalResult
 from assistant.safety import as_data, clean_message, route
 from assistant.sessions import Session, SessionStore, TurnSummary
+from assistant.triage import Triage, TriageResult, build_triage
 from assistant.verify import ClaimChecker, distinctive_heading_words, strip_markers
 from assistant.words import (
     alike,
@@ -113,8 +115,11 @@ class Assistant:
         chunks: list[Chunk],
         model_name: str,
         journal: Callable[[AnswerRecord], None] | None = None,
+        triage: Triage | None = None,
     ) -> None:
         self.settings = settings
+        # urgent and crisis messages, however written: patterns, the model, the screen
+        self.triage = triage or build_triage(settings, None, None)
         # every finished record goes here (the database: staff review, eval replay)
         self.journal = journal
         self.retriever = retriever
@@ -158,6 +163,7 @@ class Assistant:
         A local model restores the prefix saved by an earlier process when it matches
         (same model file, same system prompt), and saves it otherwise."""
         started = time.perf_counter()
+        self.triage.warm()  # the triage model's own prefix (its instructions and examples)
         if not hasattr(self.chat, "save_prefix"):  # a server or a fake: nothing to warm here
             self.prefix_source = "not applicable"
             return 0.0
@@ -182,18 +188,28 @@ class Assistant:
         ).hexdigest()[:16]
         return self.settings.data_dir / "cache" / f"prefix-{self.model_name}-{key}.npz"
 
-    def ask(self, message: str, session_id: str | None = None) -> AnswerRecord:
+    def ask(
+        self, message: str, session_id: str | None = None, triaged: TriageResult | None = None
+    ) -> AnswerRecord:
         record = None
-        for event in self.stream(message, session_id):
+        for event in self.stream(message, session_id, triaged):
             record = event.record or record
         assert record is not None
         return record
 
-    def stream(self, message: str, session_id: str | None = None) -> Iterator[Event]:
+    def stream(
+        self, message: str, session_id: str | None = None, triaged: TriageResult | None = None
+    ) -> Iterator[Event]:
         """Verified sentences as they pass, then the record. Turns of one conversation run
-        one at a time, so none is lost when a patient sends twice."""
+        one at a time, so none is lost when a patient sends twice. ``triaged``: the
+        message's triage, when the front desk has done it already."""
         with self._lock_for(session_id):
-            yield from self._turn(message, session_id)
+            yield from self._turn(message, session_id, triaged)
+
+    def assess(self, text: str, session: Session | None) -> TriageResult:
+        """Triage of a cleaned message, read with the last turns of its conversation."""
+        history = [t.question for t in session.turns] if session is not None else []
+        return self.triage.assess(text, history)
 
     def _lock_for(self, session_id: str | None) -> threading.Lock:
         if session_id is None:
@@ -201,14 +217,17 @@ class Assistant:
         with self._locks_guard:
             return self._session_locks.setdefault(session_id, threading.Lock())
 
-    def _turn(self, message: str, session_id: str | None) -> Iterator[Event]:
+    def _turn(
+        self, message: str, session_id: str | None, triaged: TriageResult | None
+    ) -> Iterator[Event]:
         clock = _Clock()
         text = clean_message(message, self.settings.max_message_chars)
         session = self.sessions.get(session_id) if session_id else self.sessions.create()
-        where = route(text)
-        clock.lap("route")
+        triage = triaged or self.assess(text, session)
+        clock.lap("triage")
+        where = triage.route if triage.routed else route(text)
         if where in ("urgent", "crisis"):
-            record = self._urgent(session, text, crisis=where == "crisis")
+            record = self._urgent(session, text, where == "crisis", triage.language)
         elif where == "declined":
             record = self._declined(session, text)
         elif where == "closing":
@@ -220,6 +239,7 @@ class Assistant:
                     yield event
                 record = event.record or record
         assert record is not None
+        record.triage = triage.to_dict()
         clock.since_start("total")
         record.timings_ms = {**clock.marks, **record.timings_ms}
         self._remember(session, record)
@@ -673,25 +693,17 @@ class Assistant:
         base.handoff = build_handoff(self.settings, session)
         return base
 
-    def _urgent(self, session: Session, text: str, crisis: bool) -> AnswerRecord:
+    def _urgent(self, session: Session, text: str, crisis: bool, language: str) -> AnswerRecord:
+        """The fixed reply (prompts/replies/), in the patient's language when offered."""
         s = self.settings
-        if crisis:
-            answer = (
-                "I'm really sorry you're feeling this way. You deserve support right now: please "
-                f"contact {s.crisis_line}, or call {s.emergency_number} if you might act on "
-                "these thoughts. If you can, tell someone you trust how you feel."
-            )
-        else:
-            answer = (
-                "What you describe can be a medical emergency. Please stop here and call "
-                f"{s.emergency_number} or go to the nearest emergency department now. If this "
-                "started after a treatment, also tell the clinic that treated you."
-            )
-        record = self._record(session, "urgent", answer, question=text)
-        record.prompt = None
-        record.handoff = build_handoff(
-            s, session, "When you are safe, a dermatologist can follow up."
+        offered = language if language in s.languages else "en"
+        replies = replies_for(offered, s.prompts_dir)
+        answer = replies.render(
+            "crisis" if crisis else "urgent", s.emergency_number, s.crisis_line
         )
+        record = self._record(session, "urgent", answer, question=text)
+        record.prompt = {"name": f"replies/{replies.language}", "version": replies.version}
+        record.handoff = build_handoff(s, session, replies.follow_up)
         return record
 
     def _declined(self, session: Session, text: str) -> AnswerRecord:

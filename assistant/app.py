@@ -22,6 +22,7 @@ from assistant.verify import ClaimChecker, topic_words
 
 if TYPE_CHECKING:
     from assistant.answer import Assistant
+    from assistant.triage import Triage
 
 
 class Services:
@@ -62,6 +63,15 @@ class Services:
         return build_chat_model(self.settings)
 
     @cached_property
+    def triage(self) -> Triage:
+        """Triage: patterns, the model check on its own instance, the screen."""
+        from assistant.llm import build_triage_model
+        from assistant.triage import build_triage
+
+        return build_triage(self.settings, self.embeddings,
+                            lambda: build_triage_model(self.settings))
+
+    @cached_property
     def assistant(self) -> Assistant:
         """The answer chain over the current index; builds the index first if it is empty."""
         from assistant.answer import Assistant
@@ -90,6 +100,7 @@ class Services:
             chunks,
             model_name,
             journal=self.store.record_turn,
+            triage=self.triage,
         )
 
     @cached_property

@@ -351,13 +351,22 @@ def eval_add_case(
 
 @eval_app.command("safety")
 def eval_safety(
-    cases: Annotated[Path | None, typer.Option(help="Cases file (JSON lines).")] = None,
+    cases: Annotated[list[Path] | None, typer.Option(
+        help="Cases file (JSON lines); repeat for several. Default: the dev and held-out sets."
+    )] = None,
+    model_off: Annotated[bool, typer.Option(
+        "--model-off", help="Fail every model check: what patterns and the screen alone route."
+    )] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the scores (JSON) here.")] = None,
 ) -> None:
-    """Urgent and crisis recall of the triage, and its false alarms on ordinary questions."""
+    """Urgent and crisis recall of triage and its false alarms, per category and language."""
     from assistant.evals import safety
 
-    result = safety.evaluate(cases or safety.DEFAULT_CASES)
+    services = _services()
+    result = safety.evaluate(services.triage, cases or None, model_off=model_off)
+    if out is not None:
+        safety.write(result, out)
     typer.echo(safety.to_json(result) if as_json else safety.render(result))
 
 

@@ -193,12 +193,48 @@ class Settings(BaseSettings):
         "http://127.0.0.1:7860/#book", description="Where patients book a consultation."
     )
     emergency_number: str = Field(
-        "your local emergency number (911 in the US, 112 in the EU, 999 in the UK)",
-        description="Shown in urgent replies; set it for your region.",
+        "911 (US) / 112 (EU) / 999 (UK)",
+        description="Shown in urgent and crisis replies, in every language; set it for your "
+        "region.",
     )
     crisis_line: str = Field(
-        "a crisis line (988 in the US; 116 123 Samaritans in the UK and Ireland)",
-        description="Shown in crisis replies; set it for your region.",
+        "988 (US) / 116 123 (UK, IE)",
+        description="The crisis line shown in crisis replies, in every language; set it for "
+        "your region.",
+    )
+    languages: list[str] = Field(
+        default_factory=lambda: ["en", "es", "fr", "pt", "de", "it", "zh"],
+        description="Languages offered (ISO 639-1 codes, JSON list): the fixed replies come "
+        "in these when prompts/replies/ has them. [\"en\"] is English only.",
+    )
+
+    # Triage (assistant.triage)
+    triage_model_check: bool = Field(
+        True, description="Ask the chat model whether a message is urgent (the semantic layer)."
+    )
+    triage_model: str | None = Field(
+        None, description="Packaged model of the triage check (local backend); default: llm_model."
+    )
+    triage_context: int = Field(
+        4096, ge=512, le=32768, description="Context of the triage model instance, in tokens."
+    )
+    triage_threshold: float = Field(
+        0.15, ge=0, le=1, description="Route when the triage model's probability of urgent or "
+        "crisis (together) is at least this; lower catches more and alarms more.",
+    )
+    triage_screen_similarity: float = Field(
+        0.6, ge=0, le=1,
+        description="Similarity to a reviewed risky example that counts as a risk signal.",
+    )
+    triage_priority_timeout_s: float = Field(
+        2.0, gt=0, description="Deadline of the check for a message with a risk signal; past it "
+        "the message is routed.",
+    )
+    triage_timeout_s: float = Field(
+        30.0, gt=0, description="Deadline of the check for a message with no risk signal.",
+    )
+    triage_history_turns: int = Field(
+        3, ge=0, le=20, description="Earlier patient messages the triage check reads."
     )
 
     # Chat model

@@ -22,6 +22,7 @@ from assistant.logs import personal
 from assistant.records import AnswerRecord
 from assistant.safety import clean_message, route
 from assistant.store import Store
+from assistant.triage import TriageResult
 
 log = logging.getLogger("scarguide.frontdesk")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,24}$")
@@ -121,12 +122,14 @@ class Answer:
     """The events of one answer, holding its place in the model's line until it is done
     or closed, even when it is closed before it started (a patient who left)."""
 
-    def __init__(self, desk: FrontDesk, message: str, session_id: str | None, ticket) -> None:
+    def __init__(self, desk: FrontDesk, message: str, session_id: str | None, ticket,
+                 triaged: TriageResult) -> None:
         self.desk, self.ticket = desk, ticket
-        self._events = self._run(message, session_id)
+        self._events = self._run(message, session_id, triaged)
         self._closed = False
 
-    def _run(self, message: str, session_id: str | None) -> Iterator[Event]:
+    def _run(self, message: str, session_id: str | None,
+             triaged: TriageResult) -> Iterator[Event]:
         line, ticket = self.desk.line, self.ticket
         if ticket is not None:
             deadline = time.monotonic() + self.desk.assistant.settings.queue_timeout_s
@@ -139,7 +142,7 @@ class Answer:
             line.start(ticket)
             self.ticket = None  # started: released by the finally below
         try:
-            for event in self.desk.assistant.stream(message, session_id):
+            for event in self.desk.assistant.stream(message, session_id, triaged):
                 if event.record is not None:
                     _logged(event.record)
                 yield event
@@ -178,40 +181,43 @@ class FrontDesk:
         self.line = Line(settings.answer_slots, settings.queue_size)
 
     @staticmethod
-    def _needs_model(text: str) -> bool:
-        """Urgent, crisis, declined and closing messages get fixed replies: they never wait.
-        ``text`` is the cleaned message."""
-        return route(text) == "question"
+    def _needs_model(text: str, triaged: TriageResult) -> bool:
+        """Urgent, crisis, declined and closing messages get fixed replies: they never wait
+        in the answer line. ``text`` is the cleaned message."""
+        return not triaged.routed and route(text) == "question"
 
     def allow(self, client: str | None) -> None:
         """Raise RateLimitedError when ``client`` (an IP address) is over the limit."""
         self.limiter.check(client)
 
-    def check(self, message: str, session_id: str | None) -> str:
-        """The cleaned message; InputError / SessionError before any work starts (so a
-        stream never begins with a request that cannot be served)."""
+    def check(self, message: str, session_id: str | None) -> tuple[str, TriageResult]:
+        """The cleaned message and its triage; InputError / SessionError before any work
+        starts (so a stream never begins with a request that cannot be served)."""
         text = clean_message(message, self.assistant.settings.max_message_chars)
+        session = None
         if session_id is not None:
             session = self.assistant.sessions.get(session_id)
             if self.store.ended(session_id):
                 raise SessionEndedError(f"Session {session_id} has ended")
             if len(session.turns) >= self.assistant.settings.max_turns:
                 raise SessionEndedError(f"Session {session_id} reached its length limit")
-        return text
+        # Triage first, before the answer line: an emergency never waits behind answers.
+        return text, self.assistant.assess(text, session)
 
     def chat(self, message: str, session_id: str | None = None) -> AnswerRecord:
-        if not self._needs_model(self.check(message, session_id)):
-            return _logged(self.assistant.ask(message, session_id))
+        text, triaged = self.check(message, session_id)
+        if not self._needs_model(text, triaged):
+            return _logged(self.assistant.ask(message, session_id, triaged))
         with self.line.turn():  # BusyError when the line is full
-            return _logged(self.assistant.ask(message, session_id))
+            return _logged(self.assistant.ask(message, session_id, triaged))
 
     def stream(self, message: str, session_id: str | None = None) -> Answer:
         """Events of the answer; while waiting for the model, ``queued`` events carry the
         place in line. A full line raises BusyError here, before any event. Call
         ``close()`` on the result when done with it (a place never started is given back)."""
-        text = self.check(message, session_id)
-        ticket = self.line.join() if self._needs_model(text) else None
-        return Answer(self, message, session_id, ticket)
+        text, triaged = self.check(message, session_id)
+        ticket = self.line.join() if self._needs_model(text, triaged) else None
+        return Answer(self, message, session_id, ticket, triaged)
 
     def end(self, session_id: str) -> AnswerRecord:
         """End a conversation once; ending it again returns the same handoff."""

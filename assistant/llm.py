@@ -146,6 +146,53 @@ class LlamaCppChat(BaseChatModel):
         text = out["choices"][0]["message"]["content"] or ""
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
+    def label_scores(self, messages: list[BaseMessage], labels: list[str]) -> dict[str, float]:
+        """The probability of each label as the first token of the reply, read off the
+        model's next-token distribution (no sampling, one forward pass over the new
+        tokens). The prompt's prefix already in llama.cpp's cache is reused."""
+        import numpy as np
+
+        with self._lock:
+            llama = self.llama
+            prompt = self._chat_prompt(messages)
+            tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            cached = llama.input_ids[: llama.n_tokens].tolist()
+            keep = 0
+            for a, b in zip(cached, tokens[:-1], strict=False):  # evaluate one token at least
+                if a != b:
+                    break
+                keep += 1
+            llama.n_tokens = keep
+            llama.eval(tokens[keep:])
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
+            logits = logits.astype(np.float64)
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        mass = {}
+        for label in labels:
+            firsts = {
+                llama.tokenize(variant.encode("utf-8"), add_bos=False, special=False)[0]
+                for variant in (label, label.capitalize(), f" {label}")
+            }
+            mass[label] = float(sum(probs[t] for t in firsts))
+        return mass
+
+    def _chat_prompt(self, messages: list[BaseMessage]) -> str:
+        """The messages in the model's own chat template, ready for the reply."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llama = self.llama
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(f"{self.model_name} has no chat template")
+        eos, bos = llama.token_eos(), llama.token_bos()
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=llama._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
+        )
+        return formatter(messages=_to_llama(messages)).prompt
+
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False))
 
@@ -190,6 +237,8 @@ class QuoteChat(BaseChatModel):
     def reply(self, messages: list[BaseMessage]) -> str:
         system = next((str(m.content) for m in messages if m.type == "system"), "")
         last = str(messages[-1].content) if messages else ""
+        if "<latest>" in last:  # triage: leaves routing to the reviewed patterns
+            return "none"
         if "Last message:" in last:  # condense
             match = re.search(r"Last message: <question>(.*?)</question>", last, re.S)
             return match.group(1).strip() if match else last
@@ -257,6 +306,27 @@ BACKENDS: dict[str, Callable[[Settings], BaseChatModel]] = {
     "fake": _fake,
     "quote": lambda _settings: QuoteChat(),
 }
+
+
+def build_triage_model(settings: Settings) -> BaseChatModel:
+    """The model of triage's semantic check. Locally, an instance of its own (the same
+    file is mapped once in memory; each instance has its own small context), so a risky
+    message is checked while an answer is being written; a server is shared; the test
+    backends get the deterministic stand-in (fake replies stay for the answers)."""
+    if settings.llm_backend == "local":
+        name = settings.triage_model or settings.llm_model
+        return LlamaCppChat(
+            model_path=str(model_path(name, settings.data_dir)),
+            model_name=name,
+            n_ctx=settings.triage_context,
+            n_threads=settings.llm_threads,
+            temperature=0.0,
+            max_tokens=2,
+            seed=settings.llm_seed,
+        )
+    if settings.llm_backend == "openai":
+        return _openai(settings)
+    return QuoteChat()
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:

@@ -52,3 +52,6 @@ class AnswerRecord(BaseModel):
     model: str | None = None
     prompt: dict[str, str] | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    triage: dict[str, Any] | None = Field(
+        None, description="How triage read the message: route, layer, language, check, scores."
+    )

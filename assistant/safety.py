@@ -112,7 +112,7 @@ _URGENT = _any(
 )
 _CRISIS = _any(
     r"\bsuicid",
-    r"\bkill(ing)? (myself|me)\b",
+    r"\bkill(ing)? myself\b",
     r"\bend(ing)? (it all|my life|things)\b",
     r"\b(want|wanna|wanting|going|ready) (to )?(die|dye)\b",
     r"\bself[- ]?harm",
@@ -184,15 +184,41 @@ def _fix_typos(text: str) -> str:
     return _WORD.sub(fix, text)
 
 
-def route(text: str) -> Route:
-    """The route of a cleaned message: crisis and urgent first, then declined, then closing.
+# A question about what could happen describes no event ("can a laser burn you?", "what
+# are the signs of a blocked vessel?"): red-flag words in it do not route by themselves.
+_HYPOTHETICAL = re.compile(
+    r"^(how|what|which|why|can|could|does|do|will|would|should|are there|is there|is it "
+    r"(possible|common|likely|safe|true)|are (they|there|peels|lasers|fillers)|any risk|"
+    r"what if|are .{1,30} (safe|risky|dangerous))\b(?!.*\b(i|i'm|i've|my|me)\b.*\b(now|today|"
+    r"since|after my|this morning|yesterday|tonight|right now)\b)",
+    re.I,
+)
 
-    Crisis and urgent patterns also run on the message with red-flag misspellings fixed."""
+
+def red_flag(text: str) -> Route | None:
+    """The crisis or urgent pattern the message (or it with misspellings fixed) matches."""
     fixed = _fix_typos(text)
     if _CRISIS.search(text) or _CRISIS.search(fixed):
         return "crisis"
     if _URGENT.search(text) or _URGENT.search(fixed):
         return "urgent"
+    return None
+
+
+def hypothetical(text: str) -> bool:
+    """Is the message a general question about what could happen (no event described)?"""
+    return bool(_HYPOTHETICAL.search(text.strip()))
+
+
+def route(text: str) -> Route:
+    """The route of a cleaned message: crisis and urgent first, then declined, then closing.
+
+    Crisis and urgent patterns also run on the message with red-flag misspellings fixed.
+    An urgent red flag in a general question about risks is left to the semantic triage
+    (``assistant.triage``), which reads it as a signal; crisis language always routes."""
+    flag = red_flag(text)
+    if flag == "crisis" or (flag == "urgent" and not hypothetical(text)):
+        return flag
     if _DECLINED.search(text):
         return "declined"
     if _CLOSING.search(text.strip()):

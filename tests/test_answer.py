@@ -38,7 +38,7 @@ def test_answered_with_exact_quotes_and_a_marker_on_every_sentence(tmp_path):
     sentences = re.findall(r"[^.]+\.\s*\[\d+\]", record.answer)
     assert sentences and "".join(sentences).strip() == record.answer
     assert record.prompt == {"name": "answer", "version": "2"}
-    assert {"route", "retrieve", "total", "first_sentence"} <= set(record.timings_ms)
+    assert {"triage", "retrieve", "total", "first_sentence"} <= set(record.timings_ms)
 
 
 def test_an_invented_sentence_is_dropped_with_its_reason(tmp_path):

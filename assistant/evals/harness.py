@@ -57,7 +57,7 @@ EVAL_DIR = PACKAGE_ROOT / "eval"
 BASELINE = EVAL_DIR / "baseline.json"
 SUITES = ("retrieval", "answers", "safety", "attacks", "followups", "handoff")
 # quick mode: a fixed, stratified subset that runs in a few minutes on the default model
-QUICK = {"answers": 14, "attacks": 12, "followups": 6, "safety_near_misses": 6,
+QUICK = {"answers": 14, "attacks": 12, "followups": 6, "safety": 20, "safety_near_misses": 6,
          "calibration": 12}
 LOWER_IS_BETTER = {"forbidden_content_rate", "false_alarm_rate", "attack_success_rate"}
 _DOSE = re.compile(r"\d+(?:[.,]\d+)?\s*(?:mg|mcg|ml|%|percent|units?|iu|mm)\b", re.I)
@@ -413,13 +413,17 @@ class Harness:
 
     # safety, attacks, follow-ups, handoff --------------------------------------------
     def safety(self) -> None:
-        everything = load_jsonl(EVAL_DIR / "safety.jsonl", safety_suite.SafetyCase)
-        red = [c for c in everything if c.expected != "question"]
+        """End to end through the target: each case's earlier messages first, in one
+        conversation, then the message itself (the dev and the held-out sets)."""
+        everything = [c for _, c in safety_suite.load_cases(
+            [p for p in (safety_suite.DEFAULT_CASES, safety_suite.HOLDOUT_CASES) if p.exists()]
+        )]
+        red = [c for c in everything if c.expected != "question"][: self._n("safety")]
         near = [c for c in everything if c.expected == "question"][: self._n("safety_near_misses")]
         bar = self.progress("safety", len(red) + len(near))
         hits = 0
         for case in red:
-            status = self._status(case.text)
+            status = self._status(case.text, case.history)
             ok = status == "urgent"
             hits += ok
             self.cases.append(Case("safety", case.id, case.text, ok, status,
@@ -427,7 +431,7 @@ class Harness:
             self._tick(bar)
         alarms = 0
         for case in near:
-            status = self._status(case.text)
+            status = self._status(case.text, case.history)
             alarms += status == "urgent"
             self.cases.append(Case("safety", case.id, case.text, status != "urgent", status,
                                    reasons=["false alarm"] if status == "urgent" else []))
@@ -436,9 +440,12 @@ class Harness:
         self.metrics["urgent_recall"] = _ratio(hits, len(red))
         self.metrics["false_alarm_rate"] = _ratio(alarms + ordinary_alarms, len(near) + ordinary)
 
-    def _status(self, message: str) -> str:
+    def _status(self, message: str, history: list[str] | None = None) -> str:
         try:
-            return self.target.ask(message).status
+            session_id = None
+            for earlier in history or []:
+                session_id = self.target.ask(earlier, session_id).session_id
+            return self.target.ask(message, session_id).status
         except ScarguideError:
             return "error"
 

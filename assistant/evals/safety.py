@@ -1,32 +1,44 @@
-"""Red-flag triage: recall on urgent and crisis phrasings, false alarms on ordinary questions.
+"""Triage: recall on urgent and crisis messages, false alarms on near misses, per
+category and per language.
 
-Triage is deterministic (``assistant.safety.route``), so this suite needs no model:
-every urgent or crisis phrasing in ``eval/safety.jsonl`` must route to urgent care
-(status ``urgent``); the ordinary questions of the answer eval (``eval/answers.jsonl``)
-and the near misses in ``eval/safety.jsonl`` ("does a peel burn?") must not.
+The cases are ``eval/safety.jsonl`` (the development set) and
+``eval/safety_holdout.jsonl`` (written apart from the triage and never used to tune
+it); each is a patient's latest message with their earlier messages, the expected
+route (``urgent``, ``crisis`` or ``question``), a category and a language. The
+ordinary questions of the answer eval are near misses too. Every message goes through
+``Triage.assess``, the same call the front desk makes. A crisis message routed to the
+urgent reply counts as routed (recall) but not as a crisis hit (``crisis_recall``).
+
+``model_off`` runs the same cases with the model check failing on every call: what the
+patterns and the screen alone route (the fail-safe path).
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from assistant.config import PACKAGE_ROOT
-from assistant.evals import load_jsonl
-from assistant.safety import clean_message, route
+from assistant.evals import load_jsonl, percentile
+from assistant.safety import clean_message
+from assistant.triage import CheckFailed, Triage
 
 DEFAULT_CASES = PACKAGE_ROOT / "eval" / "safety.jsonl"
+HOLDOUT_CASES = PACKAGE_ROOT / "eval" / "safety_holdout.jsonl"
 ORDINARY = PACKAGE_ROOT / "eval" / "answers.jsonl"
 
 
 class SafetyCase(BaseModel):
     id: str
     text: str
+    history: list[str] = Field(default_factory=list)
     expected: Literal["urgent", "crisis", "question"]
     kind: str
+    lang: str = "en"
 
 
 class _AnswerCase(BaseModel):
@@ -37,58 +49,179 @@ class _AnswerCase(BaseModel):
     model_config = {"extra": "ignore"}
 
 
+class Tally(BaseModel):
+    risky: int = 0
+    routed: int = 0
+    crisis: int = 0
+    crisis_hits: int = 0
+    near_misses: int = 0
+    false_alarms: int = 0
+    language_right: int = 0
+    cases: int = 0
+
+    @property
+    def recall(self) -> float | None:
+        return round(self.routed / self.risky, 4) if self.risky else None
+
+    @property
+    def false_alarm_rate(self) -> float | None:
+        return round(self.false_alarms / self.near_misses, 4) if self.near_misses else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        return {
+            "risky": self.risky, "recall": self.recall,
+            "crisis_recall": round(self.crisis_hits / self.crisis, 4) if self.crisis else None,
+            "near_misses": self.near_misses, "false_alarm_rate": self.false_alarm_rate,
+            "reply_language": round(self.language_right / self.cases, 4) if self.cases else None,
+        }
+
+
 class SafetyResult(BaseModel):
-    cases: int
-    recall: float
-    crisis_recall: float
+    sets: dict[str, dict] = Field(description="dev, holdout, all: recall and false alarms.")
+    by_kind: dict[str, dict]
+    by_language: dict[str, dict]
+    by_layer: dict[str, int]
+    checks: dict[str, int]
     missed: list[str]
-    ordinary: int
-    false_alarm_rate: float
     false_alarms: list[str]
+    wrong_reply: list[str] = Field(description="Crisis messages given the urgent reply.")
+    latency_ms: dict[str, float | None]
+    model_off: bool = False
+
+    @property
+    def recall(self) -> float | None:
+        return self.sets["all"]["recall"]
+
+    @property
+    def false_alarm_rate(self) -> float | None:
+        return self.sets["all"]["false_alarm_rate"]
 
 
-def evaluate(cases_path: Path = DEFAULT_CASES, ordinary_path: Path = ORDINARY) -> SafetyResult:
-    everything = load_jsonl(cases_path, SafetyCase)
-    cases = [c for c in everything if c.expected != "question"]
-    near_misses = [c.text for c in everything if c.expected == "question"]
-    missed, crisis_hits, crisis_total = [], 0, 0
-    for case in cases:
-        routed = route(clean_message(case.text, 100_000))
-        if routed not in ("urgent", "crisis"):
-            missed.append(f"{case.id}: {case.text}")
-        if case.expected == "crisis":
-            crisis_total += 1
-            crisis_hits += routed == "crisis"
-    ordinary = [
-        message
-        for case in load_jsonl(ordinary_path, _AnswerCase)
-        if case.expected_status != "urgent"
-        for message in case.conversation
-    ] + near_misses
-    alarms = [m for m in ordinary if route(clean_message(m, 100_000)) in ("urgent", "crisis")]
+class _Failing:
+    """A model check that fails on every call (the fail-safe path)."""
+
+    def scores(self, *args, **kwargs):
+        raise CheckFailed("error", "model check off")
+
+
+def load_cases(paths: list[Path]) -> list[tuple[str, SafetyCase]]:
+    out = []
+    for path in paths:
+        name = "holdout" if "holdout" in path.name else "dev"
+        out += [(name, case) for case in load_jsonl(path, SafetyCase)]
+    return out
+
+
+def ordinary_questions(path: Path = ORDINARY) -> list[SafetyCase]:
+    """The answer eval's questions (each turn read with the turns before it)."""
+    out = []
+    for case in load_jsonl(path, _AnswerCase):
+        if case.expected_status == "urgent":
+            continue
+        for i, message in enumerate(case.conversation):
+            out.append(SafetyCase(id=f"{case.id}.{i + 1}", text=message,
+                                  history=case.conversation[:i], expected="question",
+                                  kind="answer_eval", lang="en"))
+    return out
+
+
+def evaluate(
+    triage: Triage,
+    paths: list[Path] | None = None,
+    ordinary_path: Path | None = ORDINARY,
+    model_off: bool = False,
+    progress=None,
+) -> SafetyResult:
+    cases = load_cases(paths or [p for p in (DEFAULT_CASES, HOLDOUT_CASES) if p.exists()])
+    if ordinary_path is not None:
+        cases += [("dev", c) for c in ordinary_questions(ordinary_path)]
+    check = triage.check
+    if not model_off:
+        triage.warm()  # the first case must not pay for the model's prefix
+    if model_off:
+        triage.check = _Failing()  # type: ignore[assignment]
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    layers: dict[str, int] = defaultdict(int)
+    checks: dict[str, int] = defaultdict(int)
+    missed, alarms, wrong, times = [], [], [], []
+    try:
+        for split, case in cases:
+            text = clean_message(case.text, 100_000)
+            result = triage.assess(text, [clean_message(h, 100_000) for h in case.history])
+            times.append(result.ms)
+            layers[result.layer] += 1
+            checks[result.check] += 1
+            groups = [split, "all", f"kind:{case.kind}", f"lang:{case.lang}"]
+            for group in groups:
+                t = tallies[group]
+                t.cases += 1
+                t.language_right += result.language == case.lang
+                if case.expected == "question":
+                    t.near_misses += 1
+                    t.false_alarms += result.routed
+                else:
+                    t.risky += 1
+                    t.routed += result.routed
+                    if case.expected == "crisis":
+                        t.crisis += 1
+                        t.crisis_hits += result.route == "crisis"
+            label = f"{case.id} [{case.lang}/{case.kind}]"
+            if case.expected == "question" and result.routed:
+                alarms.append(f"{label} -> {result.route} ({result.layer}): {case.text}")
+            elif case.expected != "question" and not result.routed:
+                missed.append(f"{label} {result.scores}: {case.text}")
+            elif case.expected == "crisis" and result.route != "crisis":
+                wrong.append(f"{label}: {case.text}")
+            if progress is not None:
+                progress()
+    finally:
+        triage.check = check
     return SafetyResult(
-        cases=len(cases),
-        recall=round(1 - len(missed) / len(cases), 4),
-        crisis_recall=round(crisis_hits / max(crisis_total, 1), 4),
+        sets={k: tallies[k].summary() for k in ("dev", "holdout", "all") if k in tallies},
+        by_kind={k[5:]: v.summary() for k, v in sorted(tallies.items()) if k.startswith("kind:")},
+        by_language={k[5:]: v.summary() for k, v in sorted(tallies.items())
+                     if k.startswith("lang:")},
+        by_layer=dict(layers),
+        checks=dict(checks),
         missed=missed,
-        ordinary=len(ordinary),
-        false_alarm_rate=round(len(alarms) / max(len(ordinary), 1), 4),
         false_alarms=alarms,
+        wrong_reply=wrong,
+        latency_ms={"p50": percentile(times, 50), "p95": percentile(times, 95),
+                    "max": max(times) if times else None},
+        model_off=model_off,
     )
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 def render(result: SafetyResult) -> str:
-    lines = [
-        f"urgent + crisis phrasings routed to urgent: {result.cases - len(result.missed)}"
-        f"/{result.cases} (recall {result.recall:.3f}; crisis resources for crisis "
-        f"phrasings {result.crisis_recall:.3f})",
-        f"false alarms on ordinary questions and near misses: "
-        f"{len(result.false_alarms)}/{result.ordinary} ({result.false_alarm_rate:.1%})",
-    ]
+    lines = ["triage" + (" with the model check failing (fail-safe path)" if result.model_off
+                         else "")]
+    head = f"{'':22} {'risky':>6} {'recall':>7} {'crisis':>7} {'near':>5} {'false':>7} {'lang':>6}"
+    for title, rows in (("set", result.sets), ("language", result.by_language),
+                        ("category", result.by_kind)):
+        lines += ["", f"by {title}", head]
+        for name, row in rows.items():
+            lines.append(
+                f"{name:22} {row['risky']:>6} {_pct(row['recall']):>7} "
+                f"{_pct(row['crisis_recall']):>7} {row['near_misses']:>5} "
+                f"{_pct(row['false_alarm_rate']):>7} {_pct(row['reply_language']):>6}"
+            )
+    lines += ["", f"layers: {result.by_layer}; model checks: {result.checks}",
+              f"triage latency ms: p50 {result.latency_ms['p50']} p95 {result.latency_ms['p95']}"
+              f" max {result.latency_ms['max']}"]
     lines += [f"  missed {m}" for m in result.missed]
-    lines += [f"  false alarm: {m}" for m in result.false_alarms]
+    lines += [f"  false alarm {m}" for m in result.false_alarms]
+    lines += [f"  urgent reply for crisis {m}" for m in result.wrong_reply]
     return "\n".join(lines)
 
 
 def to_json(result: SafetyResult) -> str:
-    return json.dumps(result.model_dump(), indent=2)
+    return json.dumps(result.model_dump(), indent=2, ensure_ascii=False)
+
+
+def write(result: SafetyResult, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_json(result) + "\n", encoding="utf-8")

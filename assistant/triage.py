@@ -1,0 +1,463 @@
+"""Triage: is a message an emergency or a crisis? Layered, and failing towards routing.
+
+Every message is triaged before anything else, read with the last turns of its
+conversation, in whatever language it is written:
+
+1. **Patterns** (``assistant.safety``): reviewed English patterns for the unambiguous
+   cases. Instant, no model; a hit routes at once.
+2. **The model**: the chat model, on an instance of its own (or the server), asked one
+   constrained question, ``urgent`` / ``crisis`` / ``none``, with its instructions and
+   examples in a cached prefix. The answer is read off the probabilities of the three
+   words, so the bar for routing is a setting, not a guess of the model's.
+3. **The screen**: cheap signals that never route a message alone while the model
+   answers: the similarity of the message to a reviewed bank of example messages
+   (``prompts/triage_examples.yaml``) and reviewed red-flag terms in every supported
+   language (``prompts/triage_terms.yaml``). A message with a signal is checked first
+   (it jumps the model's queue, with a short deadline), and when the model check errors,
+   times out or answers nonsense, a message with a signal is routed, not answered.
+
+The language of a message (``py3langid``, its model inside the package) chooses the
+language of the fixed reply; see ``assistant.replies``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import threading
+import time
+import unicodedata
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from assistant.errors import ConfigError
+from assistant.prompts import PROMPTS_DIR, load_prompt
+from assistant.safety import as_data, red_flag, route
+
+Label = Literal["urgent", "crisis", "none"]
+LABELS: tuple[Label, ...] = ("urgent", "crisis", "none")
+Check = Literal["ok", "timeout", "error", "unreadable", "skipped"]
+
+
+@dataclass
+class TriageResult:
+    """What triage decided, and why (stored with the answer record for staff)."""
+
+    route: Label
+    layer: Literal["pattern", "model", "fail-safe", "none"]
+    language: str
+    check: Check = "skipped"
+    scores: dict[str, float] = field(default_factory=dict)
+    signal: str | None = None
+    ms: float = 0.0
+
+    @property
+    def routed(self) -> bool:
+        return self.route != "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "route": self.route,
+            "layer": self.layer,
+            "language": self.language,
+            "check": self.check,
+            "scores": self.scores,
+            "signal": self.signal,
+            "ms": self.ms,
+        }
+
+
+class CheckFailed(Exception):
+    """The model check gave no usable answer (``kind``: timeout, error, unreadable)."""
+
+    def __init__(self, kind: Check, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+
+
+# -- language -----------------------------------------------------------------------------
+
+
+class LanguageDetector:
+    """py3langid restricted to the languages on offer; English when it is unsure."""
+
+    def __init__(self, languages: list[str], min_confidence: float = 0.5) -> None:
+        self.languages = list(dict.fromkeys(["en", *languages]))
+        self.min_confidence = min_confidence
+
+    @cached_property
+    def _identifier(self):
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+        identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        if len(self.languages) > 1:
+            identifier.set_languages(self.languages)
+        return identifier
+
+    def detect(self, text: str) -> str:
+        if len(self.languages) == 1:
+            return self.languages[0]
+        if any(unicodedata.name(ch, "").startswith("CJK UNIFIED") for ch in text):
+            if "zh" in self.languages:
+                return "zh"
+        language, confidence = self._identifier.classify(text)
+        return language if confidence >= self.min_confidence else "en"
+
+
+# -- the screen -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Examples:
+    shots: list[tuple[str, Label]]
+    bank: dict[Label, list[str]]
+
+
+def load_examples(directory: Path = PROMPTS_DIR) -> Examples:
+    path = directory / "triage_examples.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        shots = [(str(s["text"]), s["label"]) for s in data["shots"]]
+        bank = {label: [str(t) for t in data["bank"].get(label, [])] for label in LABELS}
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a readable triage example file ({exc})") from None
+    for text, label in shots:
+        if label not in LABELS:
+            raise ConfigError(f"{path}: shot {text!r} has unknown label {label!r}")
+        bank[label].append(text)
+    return Examples(shots, bank)
+
+
+def load_terms(directory: Path = PROMPTS_DIR) -> dict[str, dict[Label, re.Pattern[str]]]:
+    """Reviewed red-flag terms per language: ``{language: {label: pattern}}``."""
+    path = directory / "triage_terms.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        terms = {
+            language: {
+                label: re.compile("|".join(f"(?:{t})" for t in items), re.I)
+                for label, items in labels.items()
+                if items
+            }
+            for language, labels in data["terms"].items()
+        }
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, re.error) as exc:
+        raise ConfigError(f"{path}: not a readable triage term file ({exc})") from None
+    return terms
+
+
+@dataclass(frozen=True)
+class Signal:
+    label: Label  # the screen's best guess: urgent or crisis (none: no signal)
+    reason: str | None
+
+
+class Screen:
+    """Signals that decide priority and the fail-safe route, never a route on their own
+    while the model answers."""
+
+    def __init__(self, embeddings, examples: Examples, terms, threshold: float) -> None:
+        self.embeddings = embeddings
+        self.examples = examples
+        self.terms = terms
+        self.threshold = threshold
+
+    @cached_property
+    def _bank(self) -> list[tuple[Label, list[float]]]:
+        texts = [(label, t) for label in LABELS for t in self.examples.bank[label]]
+        vectors = self.embeddings.embed_documents([t for _, t in texts])
+        return [(label, _unit(v)) for (label, _), v in zip(texts, vectors, strict=True)]
+
+    def similarities(self, text: str) -> dict[Label, float]:
+        if self.embeddings is None:
+            return {}
+        query = _unit(self.embeddings.embed_query(text))
+        best: dict[Label, float] = {}
+        for label, vector in self._bank:
+            score = sum(a * b for a, b in zip(query, vector, strict=True))
+            best[label] = max(best.get(label, -1.0), score)
+        return best
+
+    def signal(self, text: str, history: list[str]) -> Signal:
+        lowered = text.lower()
+        for labels in self.terms.values():
+            for label in ("crisis", "urgent"):
+                pattern = labels.get(label)
+                match = pattern.search(lowered) if pattern else None
+                if match:
+                    return Signal(label, f"term {match.group(0)!r}")
+        best: tuple[float, Label] | None = None
+        for candidate in [text, " ".join([*history[-1:], text])] if history else [text]:
+            sims = self.similarities(candidate)
+            for label in ("crisis", "urgent"):
+                score = sims.get(label, -1.0)
+                if score >= self.threshold and score > sims.get("none", -1.0):
+                    if best is None or score > best[0]:
+                        best = (score, label)
+        if best is not None:
+            return Signal(best[1], f"like the {best[1]} examples ({best[0]:.2f})")
+        return Signal("none", None)
+
+
+def _unit(vector) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
+
+
+# -- the model check --------------------------------------------------------------------------
+
+
+class PriorityGate:
+    """One model call at a time; waiting callers with priority go first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._urgent: deque[object] = deque()
+        self._ordinary: deque[object] = deque()
+
+    def acquire(self, priority: bool, timeout: float) -> bool:
+        me = object()
+        queue = self._urgent if priority else self._ordinary
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            queue.append(me)
+            try:
+                while self._busy or self._next() is not me:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                self._busy = True
+                return True
+            finally:
+                queue.remove(me)
+                self._cond.notify_all()
+
+    def _next(self) -> object | None:
+        return (self._urgent or self._ordinary or [None])[0]
+
+    def release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._urgent) + len(self._ordinary)
+
+
+class ModelCheck:
+    """The chat model asked ``urgent`` / ``crisis`` / ``none``; returns the probabilities."""
+
+    def __init__(self, chat, examples: Examples, prompts_dir: Path = PROMPTS_DIR,
+                 history_turns: int = 3, cache_dir: Path | None = None) -> None:
+        self.chat = chat
+        self.cache_dir = cache_dir
+        self.prompt = load_prompt("triage", prompts_dir)
+        self.instructions = self.prompt.render()
+        self.shots = examples.shots
+        self.history_turns = history_turns
+        self.gate = PriorityGate()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="triage")
+
+    def messages(self, text: str, history: list[str]) -> list[BaseMessage]:
+        out: list[BaseMessage] = [SystemMessage(self.instructions)]
+        for shot, label in self.shots:
+            out += [HumanMessage(self._user(shot, [])), AIMessage(label)]
+        out.append(HumanMessage(self._user(text, history[-self.history_turns :])))
+        return out
+
+    @staticmethod
+    def _user(text: str, history: list[str]) -> str:
+        earlier = "".join(f"<earlier>{as_data(h)}</earlier>\n" for h in history)
+        return f"{earlier}<latest>{as_data(text)}</latest>"
+
+    def warm(self) -> None:
+        """Process the cached prefix now (the instructions and the examples), so the
+        first patient's check does not pay for it. A local model restores the prefix an
+        earlier process saved for the same model and examples, and saves it otherwise."""
+        cache = self._cache_path()
+        if cache is not None and cache.exists() and self.chat.load_prefix(cache):
+            return
+        self.scores("hello", [], priority=False, timeout=600)
+        if cache is not None:
+            self.chat.save_prefix(cache)
+
+    def _cache_path(self) -> Path | None:
+        if self.cache_dir is None or not hasattr(self.chat, "save_prefix"):
+            return None
+        prefix = "\n".join(str(m.content) for m in self.messages("", [])[:-1])
+        key = hashlib.sha256(
+            f"{self.chat.model_path}\n{self.chat.n_ctx}\n{prefix}".encode()
+        ).hexdigest()[:16]
+        return self.cache_dir / f"triage-{self.chat.model_name}-{key}.npz"
+
+    def scores(self, text: str, history: list[str], priority: bool,
+               timeout: float) -> dict[str, float]:
+        started = time.monotonic()
+        if not self.gate.acquire(priority, timeout):
+            raise CheckFailed("timeout", "the model was busy")
+        try:
+            future = self._pool.submit(self._ask, self.messages(text, history))
+        except BaseException:
+            self.gate.release()
+            raise
+        future.add_done_callback(lambda _f: self.gate.release())
+        left = max(0.05, timeout - (time.monotonic() - started))
+        try:
+            return future.result(timeout=left)
+        except FutureTimeout:
+            raise CheckFailed("timeout", f"no answer in {timeout:.1f}s") from None
+        except CheckFailed:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any model failure fails towards routing
+            raise CheckFailed("error", type(exc).__name__) from None
+
+    def _ask(self, messages: list[BaseMessage]) -> dict[str, float]:
+        label_scores = getattr(self.chat, "label_scores", None)
+        if label_scores is not None:  # the local model: the three words' probabilities
+            return _normalised(label_scores(messages, list(LABELS)))
+        reply = self.chat.bind(logprobs=True, top_logprobs=10, max_tokens=2).invoke(messages) \
+            if _supports_logprobs(self.chat) else self.chat.invoke(messages)
+        logprobs = (getattr(reply, "response_metadata", None) or {}).get("logprobs")
+        if logprobs and logprobs.get("content"):
+            top = logprobs["content"][0].get("top_logprobs") or []
+            found = _from_top_tokens([(t["token"], t["logprob"]) for t in top])
+            if found:
+                return found
+        word = re.match(r"\W*([a-z]+)", str(reply.content).lower())
+        if word and word.group(1) in LABELS:
+            return {label: float(label == word.group(1)) for label in LABELS}
+        raise CheckFailed("unreadable", "the reply is not one of the three words")
+
+
+def _supports_logprobs(chat) -> bool:
+    return type(chat).__name__ == "ChatOpenAI"
+
+
+def _from_top_tokens(top: list[tuple[str, float]]) -> dict[str, float]:
+    """Label probabilities from a first token's top alternatives ("urg", " crisis"…)."""
+    mass = {label: 0.0 for label in LABELS}
+    for token, logprob in top:
+        piece = token.strip().lower()
+        if not piece:
+            continue
+        for label in LABELS:
+            if label.startswith(piece):
+                mass[label] += math.exp(logprob)
+                break
+    return _normalised(mass) if sum(mass.values()) > 0 else {}
+
+
+def _normalised(mass: dict[str, float]) -> dict[str, float]:
+    total = sum(mass.values())
+    if total <= 0:
+        raise CheckFailed("unreadable", "no probability on any of the three words")
+    return {label: round(mass.get(label, 0.0) / total, 4) for label in LABELS}
+
+
+# -- triage ------------------------------------------------------------------------------------
+
+
+class Triage:
+    """Patterns, then the model with the screen deciding priority and the fail-safe."""
+
+    def __init__(
+        self,
+        check: ModelCheck | None,
+        screen: Screen,
+        detector: LanguageDetector,
+        threshold: float = 0.15,
+        priority_timeout_s: float = 2.0,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.check = check
+        self.screen = screen
+        self.detector = detector
+        self.threshold = threshold
+        self.priority_timeout_s = priority_timeout_s
+        self.timeout_s = timeout_s
+
+    def warm(self) -> None:
+        if self.check is not None:
+            try:
+                self.check.warm()
+            except CheckFailed:
+                pass  # a check that fails now fails towards routing later
+
+    def assess(self, text: str, history: list[str] | None = None) -> TriageResult:
+        started = time.perf_counter()
+        history = list(history or [])
+        result = self._assess(text, history)
+        result.ms = round((time.perf_counter() - started) * 1000, 1)
+        return result
+
+    def _assess(self, text: str, history: list[str]) -> TriageResult:
+        language = self.detector.detect(text)
+        found = route(text)
+        if found in ("urgent", "crisis"):
+            return TriageResult(found, "pattern", language, signal="pattern")
+        flag = red_flag(text)  # a red flag in a general question: a signal, not a route
+        signal = Signal(flag, "red-flag pattern in a question") if flag else \
+            self.screen.signal(text, history)
+        risky = signal.label != "none"
+        if self.check is None:
+            kind: Check = "skipped"
+            scores: dict[str, float] = {}
+        else:
+            try:
+                timeout = self.priority_timeout_s if risky else self.timeout_s
+                scores = self.check.scores(text, history, priority=risky, timeout=timeout)
+                kind = "ok"
+            except CheckFailed as failed:
+                kind, scores = failed.kind, {}
+        if kind == "ok":
+            label = decide(scores, self.threshold)
+            layer = "model" if label != "none" else "none"
+            return TriageResult(label, layer, language, kind, scores, signal.reason)
+        if risky:  # no usable check and a risk signal: route, never answer
+            return TriageResult(signal.label, "fail-safe", language, kind, scores, signal.reason)
+        return TriageResult("none", "none", language, kind, scores, signal.reason)
+
+
+def decide(scores: dict[str, float], threshold: float) -> Label:
+    """Route when the model puts at least ``threshold`` of its probability on a risk
+    (``1 - P(none)``), to the likelier of crisis and urgent. On the development set one
+    threshold on the total risk separated better than one per label: the model often
+    splits a real emergency between the two."""
+    risk = scores.get("urgent", 0.0) + scores.get("crisis", 0.0)
+    if risk < threshold:
+        return "none"
+    return "crisis" if scores.get("crisis", 0.0) >= scores.get("urgent", 0.0) else "urgent"
+
+
+def build_triage(settings, embeddings, chat_factory: Callable[[], Any] | None) -> Triage:
+    """Triage from settings; ``chat_factory`` builds the model the check uses (None: no
+    semantic layer, patterns and the screen only)."""
+    examples = load_examples(settings.prompts_dir)
+    screen = Screen(embeddings, examples, load_terms(settings.prompts_dir),
+                    settings.triage_screen_similarity)
+    check = None
+    if chat_factory is not None and settings.triage_model_check:
+        cache = settings.data_dir / "cache" if settings.prefix_cache else None
+        check = ModelCheck(chat_factory(), examples, settings.prompts_dir,
+                           settings.triage_history_turns, cache)
+    return Triage(
+        check,
+        screen,
+        LanguageDetector(settings.languages),
+        settings.triage_threshold,
+        settings.triage_priority_timeout_s,
+        settings.triage_timeout_s,
+    )
