@@ -31,7 +31,7 @@ from assistant.errors import ModelError, ScarguideError
 from assistant.handoff import build_handoff, summarise
 from assistant.prompts import load_prompt
 from assistant.records import AnswerRecord, Citation, SentenceVerdict
-from assistant.replies import replies_for
+from assistant.replies import Replies, replies_for
 from assistant.retrieve import HybridRetriever, RetrievalResult
 from assistant.safety import as_data, clean_message, route
 from assistant.sessions import Session, SessionStore, TurnSummary
@@ -82,7 +82,7 @@ def _same(a: str, b: str) -> bool:
 class Event:
     """What ``Assistant.stream`` yields: verified sentences, then the record."""
 
-    kind: str  # "sentence" or "record"
+    kind: str  # "notice" (a fixed urgent or crisis reply first), "sentence" or "record"
     text: str = ""
     record: AnswerRecord | None = None
 
@@ -225,7 +225,11 @@ class Assistant:
         session = self.sessions.get(session_id) if session_id else self.sessions.create()
         triage = triaged or self.assess(text, session)
         clock.lap("triage")
-        where = triage.route if triage.routed else route(text)
+        where = triage.route if triage.routed and triage.firm else route(text)
+        notice = None
+        if triage.routed and not triage.firm:  # unsure: the fixed reply first, then the answer
+            notice = self._fixed_reply(triage.route == "crisis", triage.language)[0]
+            yield Event("notice", text=notice)
         if where in ("urgent", "crisis"):
             record = self._urgent(session, text, where == "crisis", triage.language)
         elif where == "declined":
@@ -240,6 +244,7 @@ class Assistant:
                 record = event.record or record
         assert record is not None
         record.triage = triage.to_dict()
+        record.notice = notice
         clock.since_start("total")
         record.timings_ms = {**clock.marks, **record.timings_ms}
         self._remember(session, record)
@@ -693,17 +698,19 @@ class Assistant:
         base.handoff = build_handoff(self.settings, session)
         return base
 
-    def _urgent(self, session: Session, text: str, crisis: bool, language: str) -> AnswerRecord:
+    def _fixed_reply(self, crisis: bool, language: str) -> tuple[str, Replies]:
         """The fixed reply (prompts/replies/), in the patient's language when offered."""
         s = self.settings
         offered = language if language in s.languages else "en"
         replies = replies_for(offered, s.prompts_dir)
-        answer = replies.render(
-            "crisis" if crisis else "urgent", s.emergency_number, s.crisis_line
-        )
+        text = replies.render("crisis" if crisis else "urgent", s.emergency_number, s.crisis_line)
+        return text, replies
+
+    def _urgent(self, session: Session, text: str, crisis: bool, language: str) -> AnswerRecord:
+        answer, replies = self._fixed_reply(crisis, language)
         record = self._record(session, "urgent", answer, question=text)
         record.prompt = {"name": f"replies/{replies.language}", "version": replies.version}
-        record.handoff = build_handoff(s, session, replies.follow_up)
+        record.handoff = build_handoff(self.settings, session, replies.follow_up)
         return record
 
     def _declined(self, session: Session, text: str) -> AnswerRecord:

@@ -152,7 +152,9 @@ def chat(
         record = None
         typer.echo("guide › ", nl=False)
         for event in assistant.stream(line, session):
-            if event.kind == "sentence":
+            if event.kind == "notice":
+                typer.echo(f"URGENT: {event.text}\nguide › ", nl=False)
+            elif event.kind == "sentence":
                 typer.echo(event.text + " ", nl=False)
             else:
                 record = event.record

@@ -222,6 +222,10 @@ class Settings(BaseSettings):
         0.15, ge=0, le=1, description="Route when the triage model's probability of urgent or "
         "crisis (together) is at least this; lower catches more and alarms more.",
     )
+    triage_firm_threshold: float = Field(
+        0.3, ge=0, le=1, description="At or above this risk the fixed reply replaces the "
+        "answer; between triage_threshold and this, it is shown first and the answer follows.",
+    )
     triage_screen_similarity: float = Field(
         0.6, ge=0, le=1,
         description="Similarity to a reviewed risky example that counts as a risk signal.",

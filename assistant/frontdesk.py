@@ -93,6 +93,9 @@ def _logged(record: AnswerRecord) -> AnswerRecord:
             "status": record.status,
             "citations": len(record.citations),
             "dropped": sum(not v.supported for v in record.verdicts),
+            "triage": (record.triage or {}).get("layer"),
+            "triage_check": (record.triage or {}).get("check"),
+            "notice": record.notice is not None,
             "total_ms": record.timings_ms.get("total"),
         },
     )

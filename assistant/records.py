@@ -52,6 +52,10 @@ class AnswerRecord(BaseModel):
     model: str | None = None
     prompt: dict[str, str] | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    notice: str | None = Field(
+        None, description="A fixed urgent or crisis reply shown before the answer, when "
+        "triage leaned to a risk without being sure (the answer follows it).",
+    )
     triage: dict[str, Any] | None = Field(
         None, description="How triage read the message: route, layer, language, check, scores."
     )

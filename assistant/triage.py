@@ -56,6 +56,10 @@ class TriageResult:
     route: Label
     layer: Literal["pattern", "model", "fail-safe", "none"]
     language: str
+    # firm: the fixed reply replaces the answer. Not firm (the model leans to a risk below
+    # the firm threshold): the fixed reply is shown first, as a notice, and the answer
+    # follows it, so an unsure reading never withholds either.
+    firm: bool = True
     check: Check = "skipped"
     scores: dict[str, float] = field(default_factory=dict)
     signal: str | None = None
@@ -70,6 +74,7 @@ class TriageResult:
             "route": self.route,
             "layer": self.layer,
             "language": self.language,
+            "firm": self.firm,
             "check": self.check,
             "scores": self.scores,
             "signal": self.signal,
@@ -379,6 +384,7 @@ class Triage:
         screen: Screen,
         detector: LanguageDetector,
         threshold: float = 0.15,
+        firm_threshold: float = 0.3,
         priority_timeout_s: float = 2.0,
         timeout_s: float = 30.0,
     ) -> None:
@@ -386,6 +392,8 @@ class Triage:
         self.screen = screen
         self.detector = detector
         self.threshold = threshold
+        self.firm_threshold = max(firm_threshold, threshold)
+        self.firm_threshold = max(firm_threshold, threshold)
         self.priority_timeout_s = priority_timeout_s
         self.timeout_s = timeout_s
 
@@ -425,10 +433,12 @@ class Triage:
         if kind == "ok":
             label = decide(scores, self.threshold)
             layer = "model" if label != "none" else "none"
-            return TriageResult(label, layer, language, kind, scores, signal.reason)
+            firm = 1 - scores.get("none", 0.0) >= self.firm_threshold
+            return TriageResult(label, layer, language, firm, kind, scores, signal.reason)
         if risky:  # no usable check and a risk signal: route, never answer
-            return TriageResult(signal.label, "fail-safe", language, kind, scores, signal.reason)
-        return TriageResult("none", "none", language, kind, scores, signal.reason)
+            return TriageResult(signal.label, "fail-safe", language, True, kind, scores,
+                                signal.reason)
+        return TriageResult("none", "none", language, True, kind, scores, signal.reason)
 
 
 def decide(scores: dict[str, float], threshold: float) -> Label:
@@ -458,6 +468,7 @@ def build_triage(settings, embeddings, chat_factory: Callable[[], Any] | None) -
         screen,
         LanguageDetector(settings.languages),
         settings.triage_threshold,
+        settings.triage_firm_threshold,
         settings.triage_priority_timeout_s,
         settings.triage_timeout_s,
     )

@@ -13,7 +13,7 @@ from assistant.web.server import create_app
 from tests.conftest import fake_settings
 from tests.test_answer import SUBCISION
 
-CHAT_FIELDS = {"session_id", "status", "answer", "citations", "handoff", "turn"}
+CHAT_FIELDS = {"session_id", "status", "answer", "citations", "handoff", "turn", "notice"}
 
 
 def make_client(tmp_path, *replies, ui=False, **overrides) -> TestClient:
@@ -62,6 +62,25 @@ def test_chat_starts_a_session_and_cites_the_guide(client):
         "/api/chat", json={"message": "how is subcision done?", "session_id": body["session_id"]}
     )
     assert r2.status_code == 200 and r2.json()["turn"] == 2
+
+
+def test_an_unsure_triage_streams_the_notice_before_the_answer(tmp_path):
+    from assistant.embeddings import HashEmbeddings
+    from assistant.triage import build_triage
+    from tests.test_triage import Scores
+
+    settings = fake_settings(tmp_path, llm_backend="quote", coverage_threshold=-1.0)
+    services = Services(settings)
+    services.__dict__["triage"] = build_triage(
+        settings, HashEmbeddings(), lambda: Scores({"urgent": 0.2, "none": 0.8}))
+    services.ingest()
+    client = TestClient(create_app(services, ui=False), raise_server_exceptions=False)
+    with client.stream("POST", "/api/chat/stream", json={"message": "what is subcision?"}) as r:
+        raw = "".join(r.iter_text())
+    kinds = [block.split("\n")[0].removeprefix("event: ") for block in raw.strip().split("\n\n")]
+    assert kinds[0] == "notice" and kinds[-1] == "record" and "sentence" in kinds
+    body = client.post("/api/chat", json={"message": "what is subcision?"}).json()
+    assert body["status"] == "answered" and "emergency" in body["notice"]
 
 
 def test_chat_stream_sends_sentences_then_the_record(client):

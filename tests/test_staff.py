@@ -117,6 +117,7 @@ def test_queue_turn_view_review_and_add_case(staff):
     assert "dropped" in text and "number(s) not in the passage" in text  # why it was dropped
     assert "it invented a price" in text  # the patient's feedback
     assert "prompt answer v2" in text and "retrieved" in text
+    assert 'id="triage"' in text and "not routed" in text  # how triage read it
 
     token = csrf_of(text)
     r = staff.post(f"/staff/turns/{first['id']}/review",

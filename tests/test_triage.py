@@ -190,3 +190,16 @@ def test_a_fake_reply_queue_is_left_to_the_answers():
     """The test backends' triage never takes a queued reply meant for an answer."""
     chat = fake_chat(["none"])
     assert isinstance(chat.invoke("x"), AIMessage)
+
+
+def test_an_unsure_reading_shows_the_fixed_reply_first_and_still_answers(tmp_path):
+    services = Services(fake_settings(tmp_path, llm_backend="quote"))
+    services.__dict__["triage"] = _triage(Scores({"crisis": 0.2, "none": 0.8}))
+    events = list(services.assistant.stream("what are rolling scars?"))
+    assert events[0].kind == "notice" and "988" in events[0].text
+    record = events[-1].record
+    assert record.status != "urgent" and record.notice == events[0].text
+    assert record.triage["firm"] is False and record.triage["route"] == "crisis"
+    firm = _triage(Scores({"crisis": 0.6, "none": 0.4}))
+    services.assistant.triage = firm
+    assert services.assistant.ask("what are rolling scars?").status == "urgent"

@@ -445,7 +445,8 @@ class Harness:
             session_id = None
             for earlier in history or []:
                 session_id = self.target.ask(earlier, session_id).session_id
-            return self.target.ask(message, session_id).status
+            record = self.target.ask(message, session_id)
+            return "urgent" if record.notice else record.status  # the fixed reply came first
         except ScarguideError:
             return "error"
 

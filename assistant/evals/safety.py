@@ -9,6 +9,10 @@ ordinary questions of the answer eval are near misses too. Every message goes th
 ``Triage.assess``, the same call the front desk makes. A crisis message routed to the
 urgent reply counts as routed (recall) but not as a crisis hit (``crisis_recall``).
 
+A false alarm is any near miss that gets the fixed reply; ``firm`` ones had it instead
+of their answer (the rest got it as a notice before the answer: triage leaned to a
+risk without being sure).
+
 ``model_off`` runs the same cases with the model check failing on every call: what the
 patterns and the screen alone route (the fail-safe path).
 """
@@ -56,6 +60,7 @@ class Tally(BaseModel):
     crisis_hits: int = 0
     near_misses: int = 0
     false_alarms: int = 0
+    firm_false_alarms: int = 0
     language_right: int = 0
     cases: int = 0
 
@@ -72,6 +77,8 @@ class Tally(BaseModel):
             "risky": self.risky, "recall": self.recall,
             "crisis_recall": round(self.crisis_hits / self.crisis, 4) if self.crisis else None,
             "near_misses": self.near_misses, "false_alarm_rate": self.false_alarm_rate,
+            "firm_false_alarm_rate": round(self.firm_false_alarms / self.near_misses, 4)
+            if self.near_misses else None,
             "reply_language": round(self.language_right / self.cases, 4) if self.cases else None,
         }
 
@@ -159,6 +166,7 @@ def evaluate(
                 if case.expected == "question":
                     t.near_misses += 1
                     t.false_alarms += result.routed
+                    t.firm_false_alarms += result.routed and result.firm
                 else:
                     t.risky += 1
                     t.routed += result.routed
@@ -167,7 +175,8 @@ def evaluate(
                         t.crisis_hits += result.route == "crisis"
             label = f"{case.id} [{case.lang}/{case.kind}]"
             if case.expected == "question" and result.routed:
-                alarms.append(f"{label} -> {result.route} ({result.layer}): {case.text}")
+                firm = "replaced the answer" if result.firm else "notice before the answer"
+                alarms.append(f"{label} -> {result.route} ({result.layer}, {firm}): {case.text}")
             elif case.expected != "question" and not result.routed:
                 missed.append(f"{label} {result.scores}: {case.text}")
             elif case.expected == "crisis" and result.route != "crisis":
@@ -199,7 +208,8 @@ def _pct(value: float | None) -> str:
 def render(result: SafetyResult) -> str:
     lines = ["triage" + (" with the model check failing (fail-safe path)" if result.model_off
                          else "")]
-    head = f"{'':22} {'risky':>6} {'recall':>7} {'crisis':>7} {'near':>5} {'false':>7} {'lang':>6}"
+    head = (f"{'':22} {'risky':>6} {'recall':>7} {'crisis':>7} {'near':>5} {'false':>7} "
+            f"{'firm':>6} {'lang':>6}")
     for title, rows in (("set", result.sets), ("language", result.by_language),
                         ("category", result.by_kind)):
         lines += ["", f"by {title}", head]
@@ -207,7 +217,8 @@ def render(result: SafetyResult) -> str:
             lines.append(
                 f"{name:22} {row['risky']:>6} {_pct(row['recall']):>7} "
                 f"{_pct(row['crisis_recall']):>7} {row['near_misses']:>5} "
-                f"{_pct(row['false_alarm_rate']):>7} {_pct(row['reply_language']):>6}"
+                f"{_pct(row['false_alarm_rate']):>7} {_pct(row['firm_false_alarm_rate']):>6} "
+                f"{_pct(row['reply_language']):>6}"
             )
     lines += ["", f"layers: {result.by_layer}; model checks: {result.checks}",
               f"triage latency ms: p50 {result.latency_ms['p50']} p95 {result.latency_ms['p95']}"

@@ -43,6 +43,10 @@ class ChatResponse(BaseModel):
     citations: list[Citation]
     handoff: Handoff | None
     turn: int = Field(description="The answer's number in the conversation (for feedback).")
+    notice: str | None = Field(
+        None, description="A fixed urgent or crisis reply to show before the answer (triage "
+        "leaned to a risk without being sure).",
+    )
 
 
 class EndResponse(BaseModel):
@@ -181,7 +185,8 @@ def router(desk: Callable[[], FrontDesk]) -> APIRouter:
         responses={200: {"content": {"text/event-stream": {}}}},
     )
     def chat_stream(request: ChatRequest) -> StreamingResponse:
-        """Server-sent events: `sentence` events (`{"text"}`) as each sentence passes
+        """Server-sent events: a `notice` event (`{"text"}`) first when triage leaned to a
+        risk without being sure, `sentence` events (`{"text"}`) as each sentence passes
         verification, then one `record` event with the same body as `POST /api/chat`."""
         events = desk().stream(request.message, request.session_id)  # 4xx before streaming
 
@@ -192,6 +197,8 @@ def router(desk: Callable[[], FrontDesk]) -> APIRouter:
                         yield _sse("record", chat_response(event.record))
                     elif event.kind == "queued":
                         yield _sse("queued", {"position": int(event.text)})
+                    elif event.kind == "notice":
+                        yield _sse("notice", {"text": event.text})
                     else:
                         yield _sse("sentence", {"text": event.text})
             except ScarguideError as exc:

@@ -80,6 +80,8 @@ def answer_messages(record: AnswerRecord) -> list[dict[str, Any]]:
         text = f"{NOT_COVERED} {text}"
     elif record.status == "urgent":
         text = f"**Urgent.** {text}"
+    if record.notice:
+        text = f"**Urgent.** {plain(record.notice)}\n\n{text}"
     if record.handoff is not None and record.status != "handoff":
         text += f"\n\n_{plain(record.handoff.message)}_"
     messages = [{"role": "assistant", "content": text}]
@@ -95,7 +97,7 @@ def answer_messages(record: AnswerRecord) -> list[dict[str, Any]]:
 
 
 def urgent_markdown(record: AnswerRecord) -> str:
-    return f"## Get help now\n\n{plain(record.answer)}"
+    return f"## Get help now\n\n{plain(record.notice or record.answer)}"
 
 
 def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
@@ -224,8 +226,16 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
             hide = gr.update(visible=False)
             yield history, "", sid or "", turns, hide, hide, hide
             shown: list[str] = []
+            banner = hide
             try:
                 for event in events:
+                    if event.kind == "notice":  # triage unsure: help first, then the answer
+                        shown.append(f"**Urgent.** {plain(event.text)}\n\n")
+                        banner = gr.update(value=f"## Get help now\n\n{plain(event.text)}",
+                                           visible=True)
+                        history[answer_at] = {"role": "assistant", "content": shown[0]}
+                        yield history, "", sid or "", turns, banner, hide, hide
+                        continue
                     if event.kind == "queued":
                         waiting = (f"_Many people are asking right now: you are number "
                                    f"{event.text} in line…_")
@@ -235,7 +245,7 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
                     if event.record is None:
                         shown.append(plain(event.text))
                         history[answer_at] = {"role": "assistant", "content": " ".join(shown)}
-                        yield history, "", sid or "", turns, hide, hide, hide
+                        yield history, "", sid or "", turns, banner, hide, hide
                         continue
                     record = event.record
                     history = history[:answer_at] + answer_messages(record)
@@ -246,7 +256,7 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
                         record.session_id,
                         turns,
                         gr.update(value=urgent_markdown(record), visible=True)
-                        if record.status == "urgent"
+                        if record.status == "urgent" or record.notice
                         else hide,
                         gr.update(visible=record.status == "not_in_guide"),
                         hide,
