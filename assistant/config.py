@@ -215,6 +215,11 @@ class Settings(BaseSettings):
     triage_model: str | None = Field(
         None, description="Packaged model of the triage check (local backend); default: llm_model."
     )
+    triage_openai_base_url: str | None = Field(
+        None, description="OpenAI-compatible server of the triage check (openai backend); "
+        "default: openai_base_url. Give triage a slot of its own: on a one-slot server its "
+        "prompt and the answers' evict each other.",
+    )
     triage_context: int = Field(
         4096, ge=512, le=32768, description="Context of the triage model instance, in tokens."
     )

@@ -325,7 +325,8 @@ def build_triage_model(settings: Settings) -> BaseChatModel:
             seed=settings.llm_seed,
         )
     if settings.llm_backend == "openai":
-        return _openai(settings)
+        url = settings.triage_openai_base_url or settings.openai_base_url
+        return _openai(settings.model_copy(update={"openai_base_url": url}))
     return QuoteChat()
 
 

@@ -193,9 +193,11 @@ class Screen:
             best[label] = max(best.get(label, -1.0), score)
         return best
 
-    def signal(self, text: str, history: list[str]) -> Signal:
+    def signal(self, text: str, history: list[str], language: str = "en") -> Signal:
+        """Terms of the message's language and English (a stem of one language can sit
+        inside a word of another: German "atmen" in "treatment"), then the bank."""
         lowered = text.lower()
-        for labels in self.terms.values():
+        for labels in (self.terms.get(lang, {}) for lang in dict.fromkeys([language, "en"])):
             for label in ("crisis", "urgent"):
                 pattern = labels.get(label)
                 match = pattern.search(lowered) if pattern else None
@@ -292,6 +294,8 @@ class ModelCheck:
         """Process the cached prefix now (the instructions and the examples), so the
         first patient's check does not pay for it. A local model restores the prefix an
         earlier process saved for the same model and examples, and saves it otherwise."""
+        if not hasattr(self.chat, "save_prefix"):  # a server keeps its own prompt cache
+            return
         cache = self._cache_path()
         if cache is not None and cache.exists() and self.chat.load_prefix(cache):
             return
@@ -418,7 +422,7 @@ class Triage:
             return TriageResult(found, "pattern", language, signal="pattern")
         flag = red_flag(text)  # a red flag in a general question: a signal, not a route
         signal = Signal(flag, "red-flag pattern in a question") if flag else \
-            self.screen.signal(text, history)
+            self.screen.signal(text, history, language)
         risky = signal.label != "none"
         if self.check is None:
             kind: Check = "skipped"
