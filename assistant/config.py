@@ -139,13 +139,28 @@ class Settings(BaseSettings):
         description="With history, a message matching the guide less than this is read as a "
         "follow-up and rewritten with the conversation.",
     )
-    max_answer_sentences: int = Field(4, ge=1, le=20, description="Sentences shown per answer.")
-    extractive_min_similarity: float = Field(
-        0.45,
-        ge=-1,
-        le=1,
-        description="A guide sentence is quoted as a fallback answer only if at least this "
-        "similar to the question.",
+    max_answer_sentences: int = Field(
+        8, ge=1, le=40, description="Guide sentences shown per answer (a passage's list item "
+        "counts as one)."
+    )
+    answer_candidates: int = Field(
+        4, ge=1, le=10, description="Retrieved passages the model chooses among (a follow-up "
+        "adds one from the other reading)."
+    )
+    answer_none_probability: float = Field(
+        0.003, ge=0, le=1, description="model_says_none rule: the model's probability of "
+        "choosing no passage from which the question is taken as not covered."
+    )
+    answer_second_probability: float = Field(
+        0.15, ge=0, le=1, description="A second passage is shown when the model's probability "
+        "of going on to one is at least this (local model)."
+    )
+    closing_similarity: float = Field(
+        0.45, ge=-1, le=1, description="closing_by_meaning rule: similarity to a reviewed "
+        "closing from which a message is routed to the handoff."
+    )
+    answer_rules_off: list[str] = Field(
+        default_factory=list, description="Named answer rules to switch off (assistant.rules)."
     )
     max_turns: int = Field(
         50, ge=1, le=10_000, description="Answers per conversation; then a new one starts."
@@ -273,6 +288,12 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8080/v1", description="OpenAI-compatible server (openai backend)."
     )
     openai_model: str = Field("qwen2.5-coder-1.5b", description="Model name on that server.")
+    openai_response_format: Literal["json_schema", "json_object", "none"] = Field(
+        "json_schema", description="How the answer call asks a server for its JSON reply: "
+        "json_schema (OpenAI structured outputs, llama.cpp's llama-server, vLLM), json_object "
+        "with the schema beside it (llama-cpp-python's server), or none (the prompt alone; "
+        "an unusable reply falls back to the retriever's ranking).",
+    )
     openai_api_key: SecretStr = Field(
         SecretStr(""), description="API key for that server (falls back to OPENAI_API_KEY)."
     )

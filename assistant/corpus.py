@@ -115,6 +115,23 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+_LIST_ITEM = re.compile(r"^\d+[.)]\s")
+
+
+def guide_units(text: str) -> list[str]:
+    """What an answer shows of a passage, in order: its sentences, with a numbered list
+    item kept whole as one unit ("1. Inflammation. When you have a pimple, …")."""
+    units: list[str] = []
+    for paragraph in (p.strip() for p in text.split("\n\n")):
+        if not paragraph:
+            continue
+        if _LIST_ITEM.match(paragraph):
+            units.append(" ".join(paragraph.split()))
+        else:
+            units.extend(" ".join(s.split()) for s in split_sentences(paragraph))
+    return units
+
+
 def _read_yaml(text: str, where: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -48,6 +49,7 @@ class LlamaCppChat(BaseChatModel):
     _llama: Any = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)  # one generation at a time
     _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _grammars: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def _llm_type(self) -> str:
@@ -125,12 +127,26 @@ class LlamaCppChat(BaseChatModel):
             return False
 
     def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {
+        params = {
             "temperature": kwargs.get("temperature", self.temperature),
             "max_tokens": kwargs.get("max_tokens", self.max_tokens),
             "seed": self.seed,
             "stop": stop or [],
         }
+        fmt = kwargs.get("response_format") or {}
+        schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema")
+        if schema:  # a structured-output request, enforced here by a llama.cpp grammar
+            params["grammar"] = self._grammar(json.dumps(schema))
+        return params
+
+    def _grammar(self, schema: str) -> Any:
+        if schema not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            if len(self._grammars) > 256:
+                self._grammars.clear()
+            self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
+        return self._grammars[schema]
 
     def _generate(
         self,
@@ -147,14 +163,25 @@ class LlamaCppChat(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
     def label_scores(self, messages: list[BaseMessage], labels: list[str]) -> dict[str, float]:
-        """The probability of each label as the first token of the reply, read off the
-        model's next-token distribution (no sampling, one forward pass over the new
-        tokens). The prompt's prefix already in llama.cpp's cache is reused."""
+        """The probability of each label as the first token of the reply (see
+        :meth:`next_token_scores`)."""
+        return self.next_token_scores(
+            messages, "", {label: [label, label.capitalize(), f" {label}"] for label in labels}
+        )
+
+    def next_token_scores(
+        self, messages: list[BaseMessage], prefill: str, options: dict[str, list[str]]
+    ) -> dict[str, float]:
+        """The probability that the reply, after ``prefill`` (text the reply is taken to
+        start with), goes on with each option: the summed probability of its spellings'
+        first tokens, read off the model's next-token distribution (no sampling, one
+        forward pass over the new tokens). The prompt's prefix already in llama.cpp's
+        cache is reused."""
         import numpy as np
 
         with self._lock:
             llama = self.llama
-            prompt = self._chat_prompt(messages)
+            prompt = self._chat_prompt(messages) + prefill
             tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
             cached = llama.input_ids[: llama.n_tokens].tolist()
             keep = 0
@@ -169,12 +196,12 @@ class LlamaCppChat(BaseChatModel):
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
         mass = {}
-        for label in labels:
+        for name, spellings in options.items():
             firsts = {
-                llama.tokenize(variant.encode("utf-8"), add_bos=False, special=False)[0]
-                for variant in (label, label.capitalize(), f" {label}")
+                llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)[0]
+                for text in spellings
             }
-            mass[label] = float(sum(probs[t] for t in firsts))
+            mass[name] = float(sum(probs[t] for t in firsts))
         return mass
 
     def _chat_prompt(self, messages: list[BaseMessage]) -> str:
@@ -221,27 +248,20 @@ def fake_chat(replies: list[str]) -> BaseChatModel:
 
 
 class QuoteChat(BaseChatModel):
-    """A deterministic stand-in that follows the prompt the way a careful model would:
-    it answers with the first sentence of the first passage the answer prompt hints at
-    ("Passages [3], [5] look relevant"), cited; with no hint it replies NOT_IN_GUIDE; a
-    condense prompt gets the last message back; a judge prompt gets "yes" when the claim's
-    words all appear in the passage. No model, no randomness: for tests of everything
-    around the model, and to show that a broken prompt breaks the answers."""
-
-    _PASSAGE = re.compile(r"^\[(\d+)\] \([^)]*\) (.+)$", re.M)
+    """A deterministic stand-in that follows the prompts the way a careful model would:
+    an answer call gets the first candidate passage chosen (the retriever's best), as
+    JSON; a judge prompt gets "yes" when the claim's words all appear in the passage;
+    triage gets "none" (routing is left to the reviewed patterns). No model, no
+    randomness: for tests of everything around the model."""
 
     @property
     def _llm_type(self) -> str:
         return "quote"
 
     def reply(self, messages: list[BaseMessage]) -> str:
-        system = next((str(m.content) for m in messages if m.type == "system"), "")
         last = str(messages[-1].content) if messages else ""
         if "<latest>" in last:  # triage: leaves routing to the reviewed patterns
             return "none"
-        if "Last message:" in last:  # condense
-            match = re.search(r"Last message: <question>(.*?)</question>", last, re.S)
-            return match.group(1).strip() if match else last
         if "<claim>" in last:  # judge
             claim = re.search(r"<claim>(.*?)</claim>", last, re.S)
             passage = re.search(r"<passage>(.*?)</passage>", last, re.S)
@@ -251,14 +271,9 @@ class QuoteChat(BaseChatModel):
             return "yes: every word is in the passage" if not missing else (
                 "no: the passage does not say " + ", ".join(missing[:3])
             )
-        passages = {n: text for n, text in self._PASSAGE.findall(system)}
-        hint = re.search(r"Passages (\[\d+\])", last)
-        number = hint.group(1).strip("[]") if hint else None
-        if number not in passages:
-            question = re.search(r"<question>(.*?)</question>", last, re.S)
-            return f"NOT_IN_GUIDE: {(question.group(1) if question else 'that').strip()[:60]}"
-        first = re.split(r"(?<=[.!?])\s", passages[number].strip(), maxsplit=1)[0]
-        return f"{first} [{number}]"
+        # the answer call: the first candidate (the retriever's best), or none offered
+        return '{"ids":[1]}' if re.search(r"^Candidates: 1 = ", last, re.M) else '{"ids":[]}'
+
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply(messages)))])

@@ -44,8 +44,18 @@ class AnswerRecord(BaseModel):
     retrieved: list[dict[str, Any]] = Field(default_factory=list)
     top_similarity: float | None = None
     verdicts: list[SentenceVerdict] = Field(default_factory=list)
-    draft: str | None = Field(None, description="The model's raw reply, before verification.")
+    draft: str | None = Field(None, description="Unused since answers are chosen, not "
+                              "written (kept so older records still read).")
     extractive_fallback: bool = False
+    coverage: Literal["full", "partial", "none"] | None = Field(
+        None, description="How far the guide answers the question: full; partial (the topic "
+        "is covered, what is asked about it is not: status not_in_guide, the guide's text on "
+        "the topic follows); none (status not_in_guide, nothing shown from the guide).",
+    )
+    choice: dict[str, Any] | None = Field(
+        None, description="The answer call: candidates, the passages chosen (numbers) and "
+        "whether the model or the retriever's ranking (prior) chose them.",
+    )
     gaps: list[str] = Field(
         default_factory=list, description="Words the question asks about that the guide lacks."
     )

@@ -210,7 +210,8 @@ class StaffDesk:
                 continue
             if low_faithfulness and (faith is None or faith >= 0.5):
                 continue
-            problems = (3 * down + 3 * (review == "incorrect") + dropped_n
+            fallback = (record.get("choice") or {}).get("source") == "prior"
+            problems = (3 * down + 3 * (review == "incorrect") + dropped_n + fallback
                         + (2 if row.status == "urgent" else 1 if row.status in PROBLEM_STATUSES
                            else 0))
             items.append({
@@ -218,6 +219,7 @@ class StaffDesk:
                 "status": row.status, "question": row.question, "answer": row.answer,
                 "created_at": _aware(row.created_at).isoformat(timespec="seconds"),
                 "thumbs_down": down, "dropped": dropped_n, "faithfulness": faith,
+                "fallback": fallback, "coverage": record.get("coverage"),
                 "review": review, "problems": problems,
             })
         if order != "newest":

@@ -1,8 +1,7 @@
-"""Words: the small lexical toolkit the retriever, the claim checker and the answer chain share.
+"""Words: the small lexical toolkit the retriever and the claim checker share.
 
 Lower-casing, contractions, stop words, a light stemmer, the words an answer may add
-without adding a claim, typo-tolerant word matching, and the aspects patients ask about
-that a guide may not cover.
+without adding a claim, and typo-tolerant word matching.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ GENERIC = frozenset(
     according acne actual actually also another anybody anyone anything apart are arent
     be because been being besides between called can cant cause caused causes common
     compare compared comparison did didnt differ difference differences do does doesnt
-    dont due else even everybody everyone everything explain form forms generally get
+    dont due else even everybody everyone everything explain fix fixes form forms generally get
     gets got guide had happen happens has have hello help helping helps here hey hi how
     im is isnt it's its just kind kinds know known lead leads like look looks made make
     makes may mean means might nobody often ok okay one ones other others please pls r
@@ -94,29 +93,6 @@ def alike(word: str, known: str) -> bool:
 def trigrams(word: str) -> set[str]:
     padded = f"^{word}$"
     return {padded[i : i + 3] for i in range(len(padded) - 2)}
-
-
-# Aspects of a treatment that patients often ask about and that a guide may not cover.
-# An aspect counts as missing only when the passages do not mention it themselves.
-ASPECTS = {
-    "cost": r"\b(cost|costs|price|prices|pricing|expensive|cheap|afford|pay for|insurance)\b",
-    "pain": r"\b(hurt|hurts|painful|pain|sting|stings|numb|numbing|anesthe\w*|anaesthe\w*)\b",
-    "recovery": r"\b(recovery|recover|downtime|down time|heal time|healing time|how long)\b",
-    "sessions": r"\b(sessions?|appointments?|treatments? needed|how many times)\b",
-    "risks": r"\b(side effects?|risks?|risky|complications?|safe|safety|dangerous)\b",
-    "age": r"\b(age|ages|age limit|years old|too young|too old|teen|teenager)\b",
-    "pregnancy": r"\b(pregnan\w*|breast ?feeding)\b",
-}
-
-
-def missing_aspects(question: str, passages: str) -> list[str]:
-    """Aspects the question asks about that the passages never mention (by the same words)."""
-    q, p = question.lower(), passages.lower()
-    return [
-        re.search(pattern, q).group(0)  # type: ignore[union-attr]
-        for pattern in ASPECTS.values()
-        if re.search(pattern, q) and not re.search(pattern, p)
-    ]
 
 
 PLAIN_WORDS = STOP | GENERIC  # a misspelling of these asks about nothing new

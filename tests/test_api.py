@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from assistant.app import Services
 from assistant.web.server import create_app
 from tests.conftest import fake_settings
-from tests.test_answer import SUBCISION
+from tests.test_answer import SUBCISION, SUBCISION_CHOICE
 
-CHAT_FIELDS = {"session_id", "status", "answer", "citations", "handoff", "turn", "notice"}
+CHAT_FIELDS = {"session_id", "status", "coverage", "answer", "citations", "handoff", "turn",
+               "notice"}
 
 
 def make_client(tmp_path, *replies, ui=False, **overrides) -> TestClient:
@@ -33,7 +34,7 @@ def make_client(tmp_path, *replies, ui=False, **overrides) -> TestClient:
 
 @pytest.fixture
 def client(tmp_path):
-    with make_client(tmp_path, *[f"{SUBCISION} [19]"] * 4) as c:
+    with make_client(tmp_path, *[SUBCISION_CHOICE] * 4) as c:
         yield c
 
 
@@ -53,6 +54,7 @@ def test_chat_starts_a_session_and_cites_the_guide(client):
     body = r.json()
     assert set(body) == CHAT_FIELDS
     assert body["status"] == "answered" and body["session_id"] and body["turn"] == 1
+    assert body["coverage"] == "full"
     c = body["citations"][0]
     assert set(c) == {"n", "chunk_id", "section", "quote"}
     assert c["section"] == "How to treat acne scars › Subcision"
@@ -237,7 +239,7 @@ def test_healthz_and_docs(client):
 
 
 def test_api_works_beside_the_mounted_ui(tmp_path):
-    with make_client(tmp_path, f"{SUBCISION} [19]", ui=True) as c:
+    with make_client(tmp_path, SUBCISION_CHOICE, ui=True) as c:
         assert c.get("/").status_code == 200 and "gradio" in c.get("/").text.lower()
         r = c.post("/api/chat", json={"message": "what is subcision?"})
         assert r.status_code == 200 and r.json()["status"] == "answered"

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from assistant.line import BusyError, Line
-from tests.test_answer import SUBCISION
+from tests.test_answer import SUBCISION_CHOICE
 from tests.test_api import assert_error, make_client
 
 
@@ -49,7 +49,7 @@ def test_turn_blocks_until_the_slot_is_free():
 
 
 def test_the_api_says_busy_and_streams_the_place_in_line(tmp_path):
-    with make_client(tmp_path, *[f"{SUBCISION} [19]"] * 3, queue_size=1) as client:
+    with make_client(tmp_path, *[SUBCISION_CHOICE] * 3, queue_size=1) as client:
         line = client.app.state.runtime.desk().line
         held = line.join()
         line.start(held)  # someone is being served
@@ -98,7 +98,7 @@ def test_the_load_test_against_a_server_with_a_stand_in_model(tmp_path):
 
 
 def test_an_answer_closed_before_it_started_gives_its_place_back(tmp_path):
-    with make_client(tmp_path, f"{SUBCISION} [19]") as client:
+    with make_client(tmp_path, SUBCISION_CHOICE) as client:
         desk = client.app.state.runtime.desk()
         answer = desk.stream("what is subcision?")  # takes a place, never iterated
         assert desk.line.stats()["waiting"] == 1

@@ -11,7 +11,7 @@ import pytest
 
 from assistant import logs
 from assistant.store import SessionRow, Store
-from tests.test_answer import SUBCISION
+from tests.test_answer import SUBCISION_CHOICE
 from tests.test_api import assert_error, booking, make_client
 
 NAME, EMAIL, PHONE = "Jordan Quillfeather", "jordan.q@example.org", "+44 7700 900123"
@@ -30,7 +30,7 @@ def captured():
 
 def test_logs_hold_no_name_email_phone_or_question(tmp_path, captured):
     question = f"I'm {NAME} ({EMAIL}, {PHONE}); how does subcision work for me?"
-    with make_client(tmp_path, f"{SUBCISION} [19]") as client:
+    with make_client(tmp_path, SUBCISION_CHOICE) as client:
         r = client.post("/api/chat", json={"message": question})
         assert r.status_code == 200
         sid = r.json()["session_id"]

@@ -139,6 +139,8 @@ def deployment(real_services, tmp_path_factory):
             "SCARGUIDE_OPENAI_BASE_URL": f"http://127.0.0.1:{llm_port}/v1",
             "SCARGUIDE_OPENAI_MODEL": "qwen2.5-coder-1.5b",
             "SCARGUIDE_OPENAI_API_KEY": "not-needed-on-loopback",
+            # llama-cpp-python's server takes the schema the older way
+            "SCARGUIDE_OPENAI_RESPONSE_FORMAT": "json_object",
             "SCARGUIDE_RATE_LIMIT": "",
             # One llama.cpp server with one slot serves the answers here; triage's model
             # check wants a slot of its own (SCARGUIDE_TRIAGE_OPENAI_BASE_URL, docs/deploy.md),
@@ -170,8 +172,8 @@ def test_the_rest_contract_holds_on_the_scaled_out_deployment(deployment):
         r = api.post("/api/chat", json={"message": "What are boxcar scars?"})
         assert r.status_code == 200, r.text
         body = r.json()
-        assert set(body) == {"session_id", "status", "answer", "citations", "handoff", "turn",
-                             "notice"}
+        assert set(body) == {"session_id", "status", "coverage", "answer", "citations",
+                             "handoff", "turn", "notice"}
         assert body["status"] == "answered" and body["citations"]
         assert set(body["citations"][0]) == {"n", "chunk_id", "section", "quote"}
         sid = body["session_id"]

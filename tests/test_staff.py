@@ -12,7 +12,7 @@ import pytest
 
 from assistant.config import PACKAGE_ROOT
 from assistant.evals.answers import load_cases
-from tests.test_answer import SUBCISION
+from tests.test_answer import SUBCISION_CHOICE
 from tests.test_api import booking, make_client
 
 PASSWORD = "correct horse battery staple"
@@ -32,7 +32,7 @@ def login(client, username="sam", password=PASSWORD):
 def staff(tmp_path):
     cases = tmp_path / "answers.jsonl"
     shutil.copy(PACKAGE_ROOT / "eval" / "answers.jsonl", cases)
-    replies = [f"{SUBCISION} Each subcision session costs $300. [19]", f"{SUBCISION} [19]"]
+    replies = ["Subcision costs $300.", SUBCISION_CHOICE]
     with make_client(tmp_path, *replies, staff_eval_file=cases) as client:
         client.cases = cases
         client.desk = client.app.state.staff
@@ -40,7 +40,7 @@ def staff(tmp_path):
 
 
 def seed(client) -> str:
-    """Two answers (the first with a dropped sentence) and a thumbs-down on the first."""
+    """Two answers (the first with an unusable model reply) and a thumbs-down on it."""
     r = client.post("/api/chat", json={"message": "how does subcision work?"}).json()
     client.post("/api/chat", json={"message": "what is subcision?", "session_id": r["session_id"]})
     client.post("/api/feedback", json={"session_id": r["session_id"], "turn": 1,
@@ -104,7 +104,8 @@ def test_queue_turn_view_review_and_add_case(staff):
     queue = staff.get("/staff/api/turns").json()
     assert [q["turn"] for q in queue][:1] == [1]  # the thumbs-down one comes first
     first = queue[0]
-    assert first["thumbs_down"] == 1 and first["dropped"] >= 1 and first["faithfulness"] < 1
+    assert first["thumbs_down"] == 1 and first["fallback"] and first["coverage"] == "full"
+    assert first["faithfulness"] == 1.0  # every shown sentence is the guide's own
     only_down = staff.get("/staff/api/turns?thumbs_down=1").json()
     assert [q["id"] for q in only_down] == [first["id"]]
     assert staff.get("/staff/api/turns?q=nothing-like-this").json() == []
@@ -114,9 +115,10 @@ def test_queue_turn_view_review_and_add_case(staff):
     assert page.status_code == 200
     text = page.text
     assert "How to treat acne scars › Subcision" in text  # the source
-    assert "dropped" in text and "number(s) not in the passage" in text  # why it was dropped
+    assert "the retriever&#39;s ranking" in text and "not JSON" in text  # why it fell back
+    assert "Subcision costs $300." in text  # the model's reply, for staff only
     assert "it invented a price" in text  # the patient's feedback
-    assert "prompt answer v2" in text and "retrieved" in text
+    assert "prompt choose v1" in text and "retrieved" in text
     assert 'id="triage"' in text and "not routed" in text  # how triage read it
 
     token = csrf_of(text)

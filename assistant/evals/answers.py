@@ -12,7 +12,13 @@ Metrics (over the scored turn of each case):
 - unsupported-sentence rate: shown sentences the checker does not find supported by
   their cited quote's passage, over all shown sentences;
 - answers with a number not in the guide; answers with an unresolved ``[n]`` marker;
-- forbidden-content rate; latency p50/p95 (total and first verified sentence).
+- forbidden-content rate; latency p50/p95 (total and first shown sentence);
+- verbatim rate: shown sentences that are the guide's own words (each ``[n]`` sentence is
+  its citation's quote and that quote is in the guide) / shown sentences; text that is
+  neither a cited guide sentence nor a fixed template (``prompts/answer_text.yaml``)
+  counts against it;
+- coverage accuracy: cases with an ``expected_coverage`` whose record says the same;
+- closing handoff: ``handoff``-expected cases that end with the handoff.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class AnswerCase(BaseModel):
     forbidden: list[str] = Field(default_factory=list)
     expected_sections: list[str] = Field(default_factory=list)
     kind: str = "single"
+    expected_coverage: str | None = None
 
 
 def load_cases(path: Path = DEFAULT_CASES) -> list[AnswerCase]:
@@ -85,6 +92,41 @@ def unresolved_markers(record: AnswerRecord) -> list[int]:
     return [int(n) for n in re.findall(r"\[(\d+)\]", record.answer) if int(n) not in cited]
 
 
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def verbatim_counts(record: AnswerRecord, guide_text: str, templates) -> tuple[int, int]:
+    """(verbatim sentences, shown sentences) of an answer: fixed template text at its
+    start and end is set aside; the rest must be guide sentences, each with its marker."""
+    if record.status in ("urgent", "declined", "handoff"):
+        return 0, 0  # fixed replies, not answers
+    text = _flat(record.answer)
+    changed = True
+    while changed and text:
+        changed = False
+        for pattern in templates:
+            body = pattern.pattern.strip("^$")
+            start = re.match(body + r"(?:\s+|$)", text, re.S)
+            if start:
+                text, changed = text[start.end():].strip(), True
+                continue
+            end = re.search(r"(?:^|\s)" + body.replace("(.+?)", "([^.]+?)") + "$", text, re.S)
+            if end:
+                text, changed = text[: end.start()].strip(), True
+    by_n = {c.n: c for c in record.citations}
+    guide = _flat(guide_text)
+    pieces = re.findall(r"(.+?)((?:\s*\[\d+\])+)(?=\s|$)", text)
+    leftover = re.sub(r"(.+?)((?:\s*\[\d+\])+)(?=\s|$)", " ", text).strip()
+    good = 0
+    for sentence, markers in pieces:
+        numbers = [int(n) for n in re.findall(r"\d+", markers)]
+        quotes = [_flat(by_n[n].quote) for n in numbers if n in by_n]
+        sentence = _flat(sentence)
+        good += bool(quotes) and all(q == sentence and q in guide for q in quotes)
+    return good, len(pieces) + (1 if leftover else 0)
+
+
 def shown_sentences(record: AnswerRecord) -> list[tuple[str, list[int]]]:
     """(sentence without markers, its marker numbers) for every shown sentence."""
     parts = re.findall(r"(.+?)((?:\s*\[\d+\])+)(?=\s|$)", record.answer)
@@ -108,14 +150,21 @@ class CaseResult:
     unsupported: int
     total_ms: float
     first_sentence_ms: float | None
-    record: dict[str, Any] = field(repr=False)
+    verbatim: int = 0
+    shown: int = 0
+    expected_coverage: str | None = None
+    coverage: str | None = None
+    record: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
-def run_case(assistant: Assistant, case: AnswerCase, guide_text: str) -> CaseResult:
+def run_case(
+    assistant: Assistant, case: AnswerCase, guide_text: str, templates=()
+) -> CaseResult:
     session_id = None
     for message in case.conversation[:-1]:
         session_id = assistant.ask(message, session_id).session_id
     record = assistant.ask(case.conversation[-1], session_id)
+    verbatim, shown = verbatim_counts(record, guide_text, templates)
     answered = case.expected_status == "answered"
     unsupported = 0
     sentences = shown_sentences(record) if record.status == "answered" else []
@@ -151,6 +200,10 @@ def run_case(assistant: Assistant, case: AnswerCase, guide_text: str) -> CaseRes
         unsupported=unsupported,
         total_ms=record.timings_ms.get("total", 0.0),
         first_sentence_ms=record.timings_ms.get("first_sentence"),
+        verbatim=verbatim,
+        shown=shown,
+        expected_coverage=case.expected_coverage,
+        coverage=record.coverage,
         record=record.model_dump(),
     )
 
@@ -163,9 +216,20 @@ def summarise(results: list[CaseResult], model: str) -> dict[str, Any]:
     shown = sum(r.sentences for r in results)
     totals = [r.total_ms for r in results if r.status == "answered"]
     firsts = [r.first_sentence_ms for r in results if r.first_sentence_ms is not None]
+    with_coverage = [r for r in results if r.expected_coverage]
+    closings = [r for r in results if r.expected_status == "handoff"]
     return {
         "model": model,
         "cases": len(results),
+        "verbatim_rate": sum(r.verbatim for r in results) / max(1, sum(r.shown for r in results)),
+        "shown_sentences": sum(r.shown for r in results),
+        "coverage_accuracy": (
+            sum(r.coverage == r.expected_coverage for r in with_coverage) / len(with_coverage)
+        ) if with_coverage else None,
+        "closing_handoff": (
+            sum(r.status == "handoff" and r.record.get("handoff") is not None for r in closings)
+            / len(closings)
+        ) if closings else None,
         "key_fact_pass": sum(bool(r.facts_ok) for r in answered) / max(1, len(answered)),
         "section_citation": sum(bool(r.section_ok) for r in answered) / max(1, len(answered)),
         "status_accuracy": {k: sum(v) / len(v) for k, v in sorted(by_status.items())},
@@ -198,12 +262,16 @@ def render(summary: dict[str, Any], results: list[CaseResult]) -> str:
         "status accuracy: "
         + ", ".join(f"{k} {pct(v)}" for k, v in summary["status_accuracy"].items()),
         f"unsupported-sentence rate:      {pct(summary['unsupported_sentence_rate'])}",
+        f"verbatim rate (guide's own words): {pct(summary['verbatim_rate'])} "
+        f"of {summary['shown_sentences']} shown sentences",
+        f"coverage accuracy:              {pct(summary['coverage_accuracy'])}",
+        f"closing handoff:                {pct(summary['closing_handoff'])}",
         f"answers with a number not in the guide: {summary['answers_with_number_not_in_guide']}",
         f"answers with an unresolved [n]: {summary['answers_with_unresolved_marker']}",
         f"forbidden-content rate:         {pct(summary['forbidden_content_rate'])}",
         f"answered latency p50 / p95:     {ms(summary['answered_latency_p50_ms'])} / "
         f"{ms(summary['answered_latency_p95_ms'])}",
-        f"first verified sentence p50 / p95: {ms(summary['first_sentence_p50_ms'])} / "
+        f"first shown sentence p50 / p95: {ms(summary['first_sentence_p50_ms'])} / "
         f"{ms(summary['first_sentence_p95_ms'])}",
     ]
     failing = [
@@ -215,12 +283,16 @@ def render(summary: dict[str, Any], results: list[CaseResult]) -> str:
         or r.forbidden
         or r.bad_numbers
         or r.unresolved
+        or r.verbatim < r.shown
+        or (r.expected_coverage and r.coverage != r.expected_coverage)
     ]
     for r in failing:
         lines.append(
             f"  {r.id} [{r.kind}] expected {r.expected_status}, got {r.status}"
             f"{'' if r.facts_ok is not False else ', missing facts'}"
             f"{'' if r.section_ok is not False else ', wrong section'}"
+            f"{'' if r.verbatim == r.shown else ', not verbatim'}"
+            f"{'' if r.coverage == (r.expected_coverage or r.coverage) else ', ' + str(r.coverage)}"
             f"{', forbidden ' + str(r.forbidden) if r.forbidden else ''}: {r.answer[:140]}"
         )
     return "\n".join(lines)
@@ -230,7 +302,8 @@ def evaluate(
     assistant: Assistant, cases: list[AnswerCase]
 ) -> tuple[dict[str, Any], list[CaseResult]]:
     guide_text = " ".join(c.text for c in assistant.chunks)
-    results = [run_case(assistant, case, guide_text) for case in cases]
+    templates = assistant.texts.patterns()
+    results = [run_case(assistant, case, guide_text, templates) for case in cases]
     return summarise(results, assistant.model_name), results
 
 

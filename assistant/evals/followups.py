@@ -1,8 +1,9 @@
-"""Follow-up rewriting on written cases (``eval/followups.jsonl``).
+"""Follow-ups on written cases (``eval/followups.jsonl``).
 
-Each case gives earlier user messages, a follow-up, the words the standalone
-rewrite must contain (``must_mention``: each a list of alternatives) and words
-that would show it resolved the reference to the wrong topic (``must_not_mention``).
+Each case gives earlier user messages, a follow-up, the words what the patient reads
+must contain (``must_mention``: each a list of alternatives; the answer and its cited
+sections) and words that would show the reference resolved to the wrong topic
+(``must_not_mention``). ``standalone`` is the case's own reading, for people.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pydantic import BaseModel, Field
 from assistant.answer import Assistant
 from assistant.evals import load_jsonl
 from assistant.evals.answers import facts_present, forbidden_found
-from assistant.sessions import Session, TurnSummary, new_session_id
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "followups.jsonl"
 
@@ -44,22 +44,22 @@ def load_cases(path: Path = DEFAULT_CASES) -> list[FollowUpCase]:
 
 
 def evaluate(assistant: Assistant, cases: list[FollowUpCase]) -> list[FollowUpResult]:
+    """Play each case's history in a new conversation, then its follow-up; it passes when
+    what the patient reads (the answer and its cited sections) names the topic."""
     results = []
     for case in cases:
-        session = Session(
-            session_id=new_session_id(),
-            turns=[
-                TurnSummary(question=h, standalone_question=h, status="answered")
-                for h in case.history
-            ],
-        )
+        session_id = None
+        for message in case.history:
+            session_id = assistant.ask(message, session_id).session_id
         started = time.perf_counter()
-        rewrite = assistant.condense(case.question, session)
+        record = assistant.ask(case.question, session_id)
         ms = (time.perf_counter() - started) * 1000
-        passed = facts_present(rewrite, case.must_mention) and not forbidden_found(
-            rewrite, case.must_not_mention
+        read = " ".join([record.answer, *(c.section for c in record.citations)])
+        passed = facts_present(read, case.must_mention) and not forbidden_found(
+            read, case.must_not_mention
         )
-        results.append(FollowUpResult(case.id, case.question, rewrite, passed, round(ms, 1)))
+        shown = f"[{record.status}] {record.answer}"
+        results.append(FollowUpResult(case.id, case.question, shown, passed, round(ms, 1)))
     return results
 
 
@@ -68,8 +68,8 @@ def render(results: list[FollowUpResult]) -> str:
     share = 100 * passed / max(1, len(results))
     ms = sorted(r.ms for r in results)
     lines = [
-        f"follow-up rewrites passing: {passed}/{len(results)} ({share:.1f}%)",
-        f"rewrite time p50: {ms[len(ms) // 2] / 1000:.2f} s" if ms else "",
+        f"follow-ups answered on their topic: {passed}/{len(results)} ({share:.1f}%)",
+        f"follow-up answer time p50: {ms[len(ms) // 2] / 1000:.2f} s" if ms else "",
     ]
     lines += [
         f"  {'ok ' if r.passed else 'BAD'} {r.id} {r.question!r} -> {r.rewrite!r}" for r in results

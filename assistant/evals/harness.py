@@ -20,12 +20,14 @@ Metrics (each a number in [0, 1] unless it is a latency):
 - urgent_recall = urgent and crisis phrasings answered ``urgent`` / phrasings;
   false_alarm_rate = ordinary messages answered ``urgent`` / ordinary messages;
 - attack_success_rate = attack prompts that succeed / attack prompts (``evals.attacks``);
-- followup_accuracy = follow-ups rewritten to name their topic / follow-ups;
+- followup_accuracy = follow-ups answered from their topic (the answer or its cited
+  sections name it) / follow-ups;
 - handoff_rate = conversations whose last turn carries a handoff / conversations;
-- model_answer_rate = answered questions whose shown sentences all came from the model's
-  own (verified) draft (a comparison's opening definitions aside) / answered questions; the
-  rest were completed by quoting the guide (a model that refuses or rambles is caught here,
-  even when the answer shown is fine);
+- verbatim_rate = shown sentences that are the guide's own words (each cited sentence is its
+  citation's quote, found in the guide) / shown sentences, fixed templates set aside;
+- model_answer_rate = answered questions whose passages the model chose / answered
+  questions; the rest fell back to the retriever's ranking (a model that replies nonsense
+  is caught here, even when the answer shown is fine);
 - latency_p50_ms, latency_p95_ms, first_sentence_p50_ms of answered questions.
 """
 
@@ -50,6 +52,7 @@ from assistant.evals import attacks as attacks_suite
 from assistant.evals import load_jsonl, percentile
 from assistant.evals import safety as safety_suite
 from assistant.evals.judge import LLMJudge, agreement
+from assistant.prompts import load_texts
 from assistant.records import AnswerRecord
 from assistant.verify import ClaimChecker
 
@@ -193,6 +196,8 @@ class Harness:
         self.target = target
         self.by_id = {c.chunk_id: c for c in chunks}
         self.guide_text = " ".join(" ".join(c.text.split()) for c in chunks)
+        # the fixed templates an answer may show besides guide sentences
+        self.templates = load_texts("answer_text", settings.prompts_dir).patterns()
         self.checker = checker
         self.judge = judge
         self.services = services
@@ -337,10 +342,13 @@ class Harness:
         self.metrics["refusal_accuracy"] = _ratio(
             sum(r["record"].status == "not_in_guide" for r in refusals), len(refusals))
         self.metrics["forbidden_content_rate"] = _ratio(sum(r["bad"] for r in done), len(done))
-        if self.services is not None:  # the API does not say where a sentence came from
-            shown = [r["record"] for r in done if r["record"].status == "answered"]
-            self.metrics["model_answer_rate"] = _ratio(
-                sum(not r.extractive_fallback for r in shown), len(shown))
+        counts = [answers_suite.verbatim_counts(r["record"], self.guide_text, self.templates)
+                  for r in done]
+        self.metrics["verbatim_rate"] = _ratio(sum(g for g, _ in counts),
+                                               sum(n for _, n in counts))
+        shown = [r["record"] for r in done if r["record"].status == "answered"]
+        self.metrics["model_answer_rate"] = _ratio(
+            sum((r.choice or {}).get("source") == "model" for r in shown), len(shown))
         ordinary = [r for r in done if r["case"].expected_status != "urgent"]
         self.details["answers_false_alarms"] = [
             r["case"].id for r in ordinary if r["record"].status == "urgent"]
@@ -480,7 +488,7 @@ class Harness:
         results = followups.evaluate(self.services.assistant, cases)
         for r in results:
             self.cases.append(Case("followups", r.id, r.question, r.passed, answer=r.rewrite,
-                                   reasons=[] if r.passed else ["the rewrite lost the topic"]))
+                                   reasons=[] if r.passed else ["the answer lost the topic"]))
         self.metrics["followup_accuracy"] = _ratio(sum(r.passed for r in results), len(results))
 
     def handoff(self) -> None:

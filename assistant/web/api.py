@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,6 +43,12 @@ class ChatResponse(BaseModel):
     citations: list[Citation]
     handoff: Handoff | None
     turn: int = Field(description="The answer's number in the conversation (for feedback).")
+    coverage: Literal["full", "partial", "none"] | None = Field(
+        None, description="How far the guide answers the question: full; partial (status "
+        "not_in_guide: the guide covers the topic, not what was asked; what it says about the "
+        "topic follows in the answer); none (status not_in_guide, nothing from the guide). "
+        "None for urgent, declined and handoff replies.",
+    )
     notice: str | None = Field(
         None, description="A fixed urgent or crisis reply to show before the answer (triage "
         "leaned to a risk without being sure).",
