@@ -10,8 +10,9 @@ eval question: each is a general reading of what a patient asked.
 - ``beyond_topic``: a question that names a chosen passage's topic (a word of its heading
   that no other heading has, typos allowed: "subcison") and asks with words the chosen
   passages never use, even misspelled, and that are English words ("is it sore
-  afterwards?"; not a name, an address or a number), gets a partial answer naming those
-  words. A question in lay words names no topic, and is left to the model.
+  afterwards?"; not a name, an address or a number), at least two of them (one alone is
+  more often a synonym: "wrinkles" for "fine lines"), gets a partial answer naming them.
+  A question in lay words names no topic, and is left to the model.
 - ``model_says_none``: the model's probability of choosing no passage, read off its
   next-token distribution, at least ``answer_none_probability``: the guide does not cover
   the question (the greedy reply alone almost never chooses none).
@@ -77,6 +78,9 @@ ASPECTS = {
 }
 
 
+# beyond_topic: the fewest words the passages lack that make a question ask beyond them
+BEYOND_MIN_WORDS = 2
+
 # closing by meaning alone: the message must read this much more like a closing than like
 # any guide passage ("can you help me with my eczema too" asks something)
 CLOSING_MARGIN = 0.2
@@ -133,9 +137,11 @@ class Rules:
         english = english_words()
         plain = re.sub(r"\S*[@/\d]\S*", " ", question)  # addresses, links, numbers
         names = {m.lower() for m in re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", plain)}
-        return list(dict.fromkeys(
+        found = list(dict.fromkeys(
             w for w in words(plain) if stem(w) in missing and w in english and w not in names
-        ))[:3]
+        ))
+        # one word alone is more often the patient's synonym ("wrinkles" for "fine lines")
+        return found[:3] if len(found) >= BEYOND_MIN_WORDS else []
 
     @cached_property
     def _closing_bank(self) -> list[list[float]]:

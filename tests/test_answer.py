@@ -166,12 +166,12 @@ def test_an_aspect_the_guide_lacks_gets_what_it_says_about_the_topic(tmp_path):
 
 
 def test_a_rule_switched_off_is_off(tmp_path):
-    question = "How much does microneedling cost?"
+    question = "How much does microneedling cost? Is it pricey?"
     one = make(tmp_path / "a", pick=["Microneedling"], answer_rules_off=["aspects"])
     record = one.ask(question)
-    # the aspect rule is off; the question names microneedling and asks with a word its
+    # the aspect rule is off; the question names microneedling and asks with words its
     # passage lacks, so beyond_topic still answers it in part
-    assert record.coverage == "partial" and "“cost”" in record.gaps
+    assert record.coverage == "partial" and {"“cost”", "“pricey”"} <= set(record.gaps)
     both = make(tmp_path / "b", pick=["Microneedling"],
                 answer_rules_off=["aspects", "beyond_topic"])
     record = both.ask(question)

@@ -64,6 +64,7 @@ READ_SESSION_JS = f"""() => {{
 }}"""
 
 NOT_COVERED = "**Not covered in the guide.**"
+PARTLY_COVERED = "**Partly covered in the guide.**"
 
 
 def sources_markdown(record: AnswerRecord) -> str:
@@ -77,7 +78,7 @@ def answer_messages(record: AnswerRecord) -> list[dict[str, Any]]:
     """The chat messages that show one answer: the text, then its collapsed sources."""
     text = plain(record.answer)
     if record.status == "not_in_guide":
-        text = f"{NOT_COVERED} {text}"
+        text = f"{PARTLY_COVERED if record.coverage == 'partial' else NOT_COVERED} {text}"
     elif record.status == "urgent":
         text = f"**Urgent.** {text}"
     if record.notice:
