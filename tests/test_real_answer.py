@@ -39,7 +39,8 @@ def test_laser_cost_gets_what_the_guide_says_about_lasers_and_hands_off(assistan
     assert record.status == "not_in_guide" and record.coverage == "partial"
     assert record.answer.startswith("The guide doesn't say anything about cost")
     assert any(c.section.endswith("Laser therapy") for c in record.citations)
-    assert "$" not in record.answer and not re.search(r"\d", record.answer)
+    shown = re.sub(r"\[\d+\]", "", record.answer)  # the [n] markers aside, no number at all
+    assert "$" not in shown and not re.search(r"\d", shown)
     assert record.handoff is not None and record.handoff.booking_url
 
 
