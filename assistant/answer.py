@@ -107,7 +107,7 @@ class Assistant:
         self.number_of = {c.chunk_id: i for i, c in enumerate(chunks, start=1)}
         # the answer call: the model chooses guide passages, it never writes what is shown
         self.chooser = Chooser(chunks, settings.prompts_dir, settings.answer_second_probability,
-                               settings.openai_response_format)
+                               settings.openai_response_format, settings.answer_prior_weight)
         self.texts = load_texts("answer_text", settings.prompts_dir, TEMPLATES)
         self.rules = Rules(settings, getattr(checker, "embeddings", None))
         self._sections = list(dict.fromkeys(c.section for c in chunks))
@@ -254,7 +254,8 @@ class Assistant:
         candidates = [self.number_of[h.chunk_id] for h in hits]
         self._ready()
         choice = self._call(
-            self.chooser.choose, self.chat, earlier[-2:], text, candidates, candidates[:1]
+            self.chooser.choose, self.chat, earlier[-2:], text, candidates, candidates[:1],
+            [h.fused_score for h in hits],
         )
         clock.lap("choose")
         if (

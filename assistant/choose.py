@@ -13,6 +13,7 @@ ranking, recorded as such.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ class Choice:
     # the local model's probabilities: of choosing nothing, and of a second passage
     p_none: float | None = None
     p_second: float | None = None
+    # the candidate the model alone would have put first (1-based local), when the
+    # retriever's prior moved the choice
+    model_first: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +56,7 @@ class Choice:
             "candidates": self.candidates,  # passage numbers, 1-based
             "p_none": None if self.p_none is None else round(self.p_none, 4),
             "p_second": None if self.p_second is None else round(self.p_second, 4),
+            "model_first": self.model_first,
         }
 
 
@@ -113,9 +118,12 @@ class Chooser:
     1..k in each question (the guide's passages are known to the model by heading)."""
 
     def __init__(self, chunks: list[Chunk], prompts_dir: Path, second: float = 0.5,
-                 server_format: str = "json_schema"):
+                 server_format: str = "json_schema", prior_weight: float = 0.0):
         self.chunks = chunks
         self.server_format = server_format
+        # how much the retriever's fused score adds to the model's log-probability of a
+        # candidate (local model): the retriever's ranking is the prior
+        self.prior_weight = prior_weight
         self.second = second  # probability of a second passage from which it is shown
         self.system_prompt = load_prompt("choose_system", prompts_dir)
         self.prompt = load_prompt("choose", prompts_dir)
@@ -185,13 +193,18 @@ class Chooser:
         question: str,
         candidates: list[int],
         prior: list[int],
+        prior_scores: list[float] | None = None,
     ) -> Choice:
         """Ask the model; fall back to ``prior`` (the retriever's ranking) when its reply
-        is unusable. Failures of the model itself propagate (the caller's ModelError)."""
+        is unusable. ``prior_scores``: the retriever's score of each candidate, which
+        weighs in with the model's probabilities when they are known (a local model).
+        Failures of the model itself propagate (the caller's ModelError)."""
         messages = self.messages(earlier, question, candidates)
         scores: dict[str, float] = {}
         if hasattr(chat, "next_token_scores"):
-            raw = self._read_greedily(chat, messages, len(candidates), scores, self.second)
+            weights = [self.prior_weight * s for s in prior_scores or [0.0] * len(candidates)]
+            raw = self._read_greedily(chat, messages, len(candidates), scores, self.second,
+                                      weights)
         else:
             fmt = response_format(len(candidates), self.server_format)
             extra = {"response_format": fmt} if fmt else {}
@@ -203,25 +216,32 @@ class Chooser:
             return Choice(prior, "prior", raw, problem, candidates, **extra)
         if not chosen:
             return Choice([], "model-empty", raw, None, candidates, **extra)
+        moved = scores.get("model_first")
+        if moved is not None and moved == chosen[0]:
+            moved = None
         return Choice([candidates[i - 1] for i in chosen], "model", raw, None, candidates,
-                      **extra)
+                      **extra, model_first=moved)
 
     @staticmethod
     def _read_greedily(
         chat: Any, messages: list[BaseMessage], count: int, scores: dict[str, float],
-        second: float,
+        second: float, weights: list[float] | None = None,
     ) -> str:
         """The schema's reply decoded greedily from next-token probabilities, one forward
         pass per decision: which candidate first (or none), then another or the end. The
         same reply grammar-constrained decoding would give at temperature 0 (with
-        ``second`` 0.5), without decoding the tokens the grammar forces."""
+        ``second`` 0.5 and no ``weights``), without decoding the tokens the grammar
+        forces. ``weights`` (one per candidate) add to the log-probability of each
+        candidate as the first passage."""
         start = '{"ids":['
         digits = {str(i): [str(i)] for i in range(1, count + 1)}
         first = chat.next_token_scores(messages, start, {**digits, "]": ["]", "]}"]})
         scores["none"] = first["]"] / max(1e-12, sum(first.values()))
-        best = max(first, key=first.__getitem__)
-        if best == "]":
+        if max(first, key=first.__getitem__) == "]":
             return reply_text([])
+        weights = weights or [0.0] * count
+        scores["model_first"] = int(max(digits, key=first.__getitem__))
+        best = max(digits, key=lambda d: math.log(first[d] + 1e-12) + weights[int(d) - 1])
         if count < 2:
             return reply_text([int(best)])
         more = chat.next_token_scores(messages, start + best, {",": [","], "]": ["]", "]}"]})

@@ -151,6 +151,11 @@ class Settings(BaseSettings):
         0.003, ge=0, le=1, description="model_says_none rule: the model's probability of "
         "choosing no passage from which the question is taken as not covered."
     )
+    answer_prior_weight: float = Field(
+        30.0, ge=0, le=1000, description="How much the retriever's fused score of a candidate "
+        "adds to the model's log-probability of choosing it first (local model); 0 leaves "
+        "the choice to the model alone."
+    )
     answer_second_probability: float = Field(
         0.15, ge=0, le=1, description="A second passage is shown when the model's probability "
         "of going on to one is at least this (local model)."

@@ -307,3 +307,46 @@ def test_the_verbatim_metric_catches_text_that_is_not_the_guides(tmp_path):
     added = record.model_copy(update={"answer": record.answer + " It never hurts."})
     good, shown = verbatim_counts(added, guide, patterns)
     assert good < shown
+
+
+class ScoreChat:
+    """A stand-in for the local model's next-token reading: fixed probabilities of each
+    candidate as the first passage, and no second passage."""
+
+    def __init__(self, first: dict[str, float]):
+        self.first = first
+
+    def next_token_scores(self, messages, prefill, options):
+        if prefill == '{"ids":[':
+            return {k: self.first.get(k, 0.0) for k in options}
+        return {k: (1.0 if k == "]" else 0.0) for k in options}
+
+
+@pytest.mark.parametrize(
+    ("first", "chosen", "model_first"),
+    [
+        # the model barely prefers the second candidate: the retriever's clear lead wins
+        ({"1": 0.40, "2": 0.55, "]": 0.001}, 1, 2),
+        # the model is sure of the second: it overrules the retriever
+        ({"1": 0.001, "2": 0.99, "]": 0.001}, 2, None),
+        # the model prefers the first anyway
+        ({"1": 0.9, "2": 0.05, "]": 0.001}, 1, None),
+    ],
+)
+def test_the_retrievers_scores_weigh_in_with_the_models_probabilities(
+    tmp_path, first, chosen, model_first
+):
+    from assistant.choose import Chooser
+
+    assistant = make(tmp_path)
+    chooser = Chooser(assistant.chunks, assistant.settings.prompts_dir, prior_weight=30.0)
+    candidates = [3, 7]
+    choice = chooser.choose(ScoreChat(first), [], "q", candidates, [3], [0.70, 0.62])
+    assert choice.source == "model"
+    assert choice.numbers == [candidates[chosen - 1]]
+    assert choice.model_first == model_first
+    # with no weight the model alone decides
+    alone = Chooser(assistant.chunks, assistant.settings.prompts_dir).choose(
+        ScoreChat(first), [], "q", candidates, [3], [0.70, 0.62]
+    )
+    assert alone.numbers == [candidates[max(("1", "2"), key=first.__getitem__) == "2"]]
