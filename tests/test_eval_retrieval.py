@@ -66,3 +66,25 @@ def test_held_out_sets_name_only_sections_the_corpus_has():
     held = answers.load_cases(PACKAGE_ROOT / "eval" / "answers_holdout.jsonl")
     assert len(held) == 30 and sum(c.expected_status == "not_in_guide" for c in held) == 14
     assert {s for c in held for s in c.expected_sections} <= sections
+
+
+@pytest.mark.parametrize(
+    "name", ["answers.jsonl", "answers_dev2.jsonl", "answers_holdout.jsonl",
+             "answers_holdout2.jsonl"],
+)
+def test_answer_sets_name_real_sections_and_share_no_question(name):
+    from assistant.config import PACKAGE_ROOT
+    from assistant.corpus import build_chunks
+    from assistant.evals import answers
+
+    sections = {c.section for c in build_chunks(PACKAGE_ROOT / "corpus", 200)}
+    cases = answers.load_cases(PACKAGE_ROOT / "eval" / name)
+    assert cases and {s for c in cases for s in c.expected_sections} <= sections
+    assert all(c.expected_sections for c in cases if c.expected_status == "answered")
+    # a tuning set and a held-out set never share a scored question
+    others = [n for n in ("answers.jsonl", "answers_dev2.jsonl", "answers_holdout.jsonl",
+                          "answers_holdout2.jsonl") if n != name]
+    mine = {" ".join(c.conversation[-1].lower().split()) for c in cases}
+    for other in others:
+        theirs = answers.load_cases(PACKAGE_ROOT / "eval" / other)
+        assert not mine & {" ".join(c.conversation[-1].lower().split()) for c in theirs}, other
