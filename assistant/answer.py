@@ -255,7 +255,7 @@ class Assistant:
         self._ready()
         choice = self._call(
             self.chooser.choose, self.chat, earlier[-2:], text, candidates, candidates[:1],
-            [h.fused_score for h in hits],
+            self._prior(lead, hits),
         )
         clock.lap("choose")
         if (
@@ -307,6 +307,14 @@ class Assistant:
         base.answer = " ".join(shown)
         base.citations = citations
         yield Event("record", record=base)
+
+    @staticmethod
+    def _prior(lead, hits) -> list[float]:
+        """Each candidate's fused score in the leading reading (a follow-up's candidates
+        from the other reading get its lowest), so one ranking is the prior."""
+        scores = {h.chunk_id: h.fused_score for h in lead.hits}
+        floor = min(scores.values(), default=0.0)
+        return [scores.get(h.chunk_id, floor) for h in hits]
 
     def _show(self, shown, citations, sentence, chunk_id, quote, clock) -> Event:
         n = self._cite(citations, chunk_id, quote)
