@@ -152,7 +152,7 @@ class Settings(BaseSettings):
         "choosing no passage from which the question is taken as not covered."
     )
     answer_prior_weight: float = Field(
-        30.0, ge=0, le=1000, description="How much the retriever's fused score of a candidate "
+        0.0, ge=0, le=1000, description="How much the retriever's fused score of a candidate "
         "adds to the model's log-probability of choosing it first (local model); 0 leaves "
         "the choice to the model alone."
     )
