@@ -216,11 +216,8 @@ class Chooser:
             return Choice(prior, "prior", raw, problem, candidates, **extra)
         if not chosen:
             return Choice([], "model-empty", raw, None, candidates, **extra)
-        moved = scores.get("model_first")
-        if moved is not None and moved == chosen[0]:
-            moved = None
         return Choice([candidates[i - 1] for i in chosen], "model", raw, None, candidates,
-                      **extra, model_first=moved)
+                      **extra, model_first=scores.get("model_first"))
 
     @staticmethod
     def _read_greedily(
@@ -240,8 +237,10 @@ class Chooser:
         if max(first, key=first.__getitem__) == "]":
             return reply_text([])
         weights = weights or [0.0] * count
-        scores["model_first"] = int(max(digits, key=first.__getitem__))
         best = max(digits, key=lambda d: math.log(first[d] + 1e-12) + weights[int(d) - 1])
+        alone = max(digits, key=first.__getitem__)
+        if alone != best:  # the prior outweighed the model's own first choice
+            scores["model_first"] = int(alone)
         if count < 2:
             return reply_text([int(best)])
         more = chat.next_token_scores(messages, start + best, {",": [","], "]": ["]", "]}"]})
