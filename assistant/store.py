@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -134,6 +135,26 @@ class ReviewRow(Base):
     turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id"), index=True)
     verdict: Mapped[str] = mapped_column(String(12))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    username: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class RateHitRow(Base):
+    """Requests one client made in one fixed window of one limit (shared by all workers)."""
+
+    __tablename__ = "rate_hits"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
+class EvalCaseRow(Base):
+    """An eval case a staff member made from a turn, redacted of personal details."""
+
+    __tablename__ = "eval_cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    turn_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    case: Mapped[dict[str, Any]] = mapped_column(JSON)
     username: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
