@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from assistant.errors import InputError
 from assistant.words import alike, english_words
@@ -19,11 +23,94 @@ Route = Literal["urgent", "crisis", "declined", "closing", "question"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
+# Code points no text may hold: UTF-16 surrogates (a lone one arrives as a JSON "\ud800"
+# escape and cannot be stored or sent back) and the noncharacters U+FDD0–FDEF and
+# U+xFFFE/U+xFFFF of every plane (reserved, never typed, refused by XML and some stores).
+_INVALID = re.compile(
+    r"[\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"\\U{p:08x}\\U{p + 1:08x}" for p in range(0xFFFE, 0x110000, 0x10000))
+    + "]"
+)
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators.
+_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BREAK = re.compile(r"\r\n?|[\u2028\u2029]")
+
+
+class TextError(ValueError):
+    """A text that cannot be taken as it is; ``str()`` names the character, never the text."""
+
+
+def _point(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def valid_text(text: str) -> str:
+    """``text`` unchanged, or TextError when it holds a surrogate or a noncharacter."""
+    bad = _INVALID.search(text)
+    if bad:
+        raise TextError(f"holds {_point(bad.group())}, which is not a valid character")
+    return text
+
+
+def clean_line(text: str) -> str:
+    """A one-line field (name, phone, email, ids): NFC, runs of spaces made one, trimmed.
+    TextError for an invalid code point, a control character or a line break."""
+    bad = _NOT_ONE_LINE.search(valid_text(text))
+    if bad:
+        raise TextError(
+            f"must be one line without control characters (found {_point(bad.group())})"
+        )
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def clean_lines(text: str) -> str:
+    """A multi-line field (concern, preferred times, comment): NFC, line breaks kept as
+    ``\\n`` (a tab reads as a space), runs of spaces and of blank lines made one, trimmed.
+    TextError for an invalid code point or a control character other than tab and breaks."""
+    bad = _CONTROL.search(valid_text(text))
+    if bad:
+        raise TextError(
+            f"holds a control character ({_point(bad.group())}); only line breaks and tabs "
+            "are allowed"
+        )
+    lines = [" ".join(line.split()) for line in _BREAK.sub("\n", text).split("\n")]
+    text = "\n".join(line for i, line in enumerate(lines) if line or (i and lines[i - 1]))
+    return unicodedata.normalize("NFC", text.strip())
+
+
+def _field(clean: Callable[[str], str]) -> BeforeValidator:
+    def validate(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # the field's own type says what is wrong
+        try:
+            return clean(value)
+        except TextError as exc:
+            raise PydanticCustomError("invalid_text", str(exc)) from None
+
+    return BeforeValidator(validate)
+
+
+# Request fields: every text field of the API is one of these, so a bad character is a
+# 422 naming the field (path parameters are checked by ``assistant.web.api.BodyLimit``).
+ONE_LINE = _field(clean_line)
+OneLine = Annotated[str, ONE_LINE]
+MultiLine = Annotated[str, _field(clean_lines)]
+ValidText = Annotated[str, _field(valid_text)]  # the chat message: clean_message does the rest
+
 
 def clean_message(message: str, max_chars: int) -> str:
-    """Normalise a patient's message; raise InputError with a patient-readable reason."""
+    """Normalise a patient's message; raise InputError with a patient-readable reason.
+
+    Control characters and line breaks become spaces (the message is read as one line);
+    a surrogate or a noncharacter is refused."""
     if not isinstance(message, str):
         raise InputError("Please type your question as text.")
+    try:
+        valid_text(message)
+    except TextError as exc:
+        raise InputError(
+            f"Your message {exc}. Please type it again without that character."
+        ) from None
     text = _CONTROL.sub(" ", unicodedata.normalize("NFC", message))
     text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
     text = " ".join(text.split())

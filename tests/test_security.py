@@ -95,3 +95,89 @@ def test_guide_quotes_with_markup_are_escaped_in_the_sources_panel():
     assert sources["metadata"]["title"] == "Sources (1)"
     assert "<img" not in sources["content"] and "<b>" not in sources["content"]
     assert "&lt;img" in sources["content"]
+
+
+def ui_handler(client, name: str):
+    """One of the patients' page's handlers, built over the test app's front desk."""
+    from assistant.web.ui import build_ui
+
+    runtime = client.app.state.runtime
+    demo = build_ui(runtime.desk, runtime.services.settings)
+    return next(f.fn for f in demo.fns.values() if getattr(f, "name", None) == name)
+
+
+def test_markup_in_a_booking_is_stored_but_shown_escaped_everywhere(tmp_path):
+    from tests.test_api import booking, make_client
+    from tests.test_staff import PASSWORD, login
+
+    script = "<script>window.__xss=1</script>"
+    with make_client(tmp_path, rate_limit="", coverage_threshold=0.99) as client:
+        asked = client.post("/api/chat", json={"message": f"price of lasers? {script}"}).json()
+        r = client.post("/api/bookings", json=booking(asked["session_id"], name=f"Sam {script}",
+                                                      concern=f"scars {XSS[1]}"))
+        assert r.status_code == 201
+        [stored] = client.app.state.staff.bookings()
+        assert stored["name"] == f"Sam {script}"  # kept as typed
+        client.app.state.staff.add_user("sam", PASSWORD)
+        login(client)
+        page = client.get("/staff/bookings").text
+        assert "Sam &lt;script&gt;window.__xss=1&lt;/script&gt;" in page
+        [turn] = client.get("/staff/api/turns").json()
+        for path in ("/staff/bookings", "/staff/queue", f"/staff/turns/{turn['id']}",
+                     "/staff/gaps"):
+            page = client.get(path)
+            assert page.status_code == 200 and "&lt;script&gt;window" in page.text, path
+            assert "<script>window" not in page.text and "<img src=x" not in page.text, path
+        # the patients' page: the confirmation shows the clinic's reference, nothing typed
+        submit = ui_handler(client, "submit_for")
+        shown = submit("", "", f"scars {script}", f"Alex {script}", "alex@example.org", "",
+                       "mornings", True, None)
+        assert "booking-ref" in shown and "<script>" not in shown and "Alex" not in shown
+        refused = submit("", "", "", f"Alex\r\n{script}", "alex@example.org", "", "mornings",
+                         True, None)
+        assert refused.startswith("Please check the form: your name must be one line")
+        assert "<script>" not in refused and "Alex" not in refused
+
+
+def test_the_booking_form_is_prefilled_with_guide_topics_not_the_patients_words(tmp_path):
+    from tests.test_answer import SUBCISION_CHOICE
+    from tests.test_api import make_client
+
+    with make_client(tmp_path, SUBCISION_CHOICE, SUBCISION_CHOICE, rate_limit="") as client:
+        first = client.post("/api/chat", json={"message": "what is subcision?"}).json()
+        link = "[book](javascript:alert(1)) <img src=x onerror=alert(1)> how much is it?"
+        r = client.post("/api/chat", json={"message": link, "session_id": first["session_id"]})
+        assert r.status_code == 200
+        _visible, summary, _result = ui_handler(client, "open_booking")(first["session_id"], "")
+        end = client.post(f"/api/sessions/{first['session_id']}/end").json()
+    assert summary.startswith("Asked about: Subcision")
+    for shown in (summary, end["handoff"]["summary"]):
+        assert "javascript" not in shown and "<img" not in shown and "how much" not in shown
+        assert "subcision?" not in shown.lower()
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udc00b", "\ufdd0", "\ufffe", "\U0010ffff"])
+def test_invalid_code_points_are_refused_by_every_cleaner(text):
+    from assistant.errors import InputError
+    from assistant.safety import TextError, clean_line, clean_lines, clean_message, valid_text
+
+    for clean in (valid_text, clean_line, clean_lines):
+        with pytest.raises(TextError, match=r"holds U\+[0-9A-F]{4,6}, which is not a valid"):
+            clean(text)
+    with pytest.raises(InputError, match="not a valid character"):
+        clean_message(f"what is subcision {text}", 2000)
+
+
+def test_what_the_cleaners_keep():
+    from assistant.safety import TextError, clean_line, clean_lines
+
+    assert clean_line("  Sam \u00a0 Doe\u3000") == "Sam Doe"
+    assert clean_line("Cafe\u0301") == "Café"  # NFC
+    for bad in ("a\nb", "a\rb", "a\tb", "a\x00b", "a\x7fb", "a\x85b", "a\u2028b"):
+        with pytest.raises(TextError, match="must be one line"):
+            clean_line(bad)
+    assert clean_lines(" one\r\ntwo\rthree\u2029\n\n\nfour\t five ") == (
+        "one\ntwo\nthree\n\nfour five")
+    for bad in ("a\x00b", "a\x0bb", "a\x1bb", "a\x9fb"):
+        with pytest.raises(TextError, match="control character"):
+            clean_lines(bad)

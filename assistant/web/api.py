@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,13 +28,17 @@ from assistant.errors import (
 from assistant.frontdesk import BookingRequest, Feedback, FrontDesk
 from assistant.line import BusyError
 from assistant.records import AnswerRecord, Citation, Handoff, Status
+from assistant.safety import OneLine, TextError, ValidText, clean_line
 
 log = logging.getLogger("scarguide.api")
 
 
 class ChatRequest(BaseModel):
-    message: str = Field(description="The patient's message.")
-    session_id: str | None = Field(None, description="Leave out to start a conversation.")
+    message: ValidText = Field(
+        description="The patient's message. Control characters and line breaks are read as "
+        "spaces; a surrogate or a noncharacter is refused (422)."
+    )
+    session_id: OneLine | None = Field(None, description="Leave out to start a conversation.")
 
 
 class ChatResponse(BaseModel):
@@ -265,17 +270,64 @@ def router(desk: Callable[[], FrontDesk]) -> APIRouter:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413 before reading them."""
+    """Under ``/api``: a body over ``max_bytes`` is refused with 413 without reading the
+    rest, by its Content-Length or, without one (chunked), by the bytes received; a path
+    with a control character or an invalid code point (a parameter such as a booking
+    reference or a session id) is refused with 422."""
 
     def __init__(self, app, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api"):
-            length = dict(scope.get("headers") or []).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-                response = error(413, "too_large", "The request is too large.")
-                await response(scope, receive, send)
+        if scope["type"] != "http" or not scope["path"].startswith("/api"):
+            await self.app(scope, receive, send)
+            return
+        problem = self._path_problem(scope)
+        if problem is not None:
+            await error(422, "invalid_request", problem)(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        # the body, up to the limit, then handed on (a JSON body is small: nothing streams)
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
                 return
-        await self.app(scope, receive, send)
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _too_large(scope, receive, send) -> None:
+        response = error(413, "too_large", "The request is too large.")
+        response.headers["Connection"] = "close"  # the server reads no more of the body
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _path_problem(scope) -> str | None:
+        """Why the path cannot be taken (its bytes, percent-decoded, read as UTF-8), or None."""
+        raw = scope.get("raw_path")
+        try:  # an encoded surrogate or a stray byte is not UTF-8
+            path = (unquote_to_bytes(raw.split(b"?")[0]).decode("utf-8") if raw is not None
+                    else scope["path"])
+            clean_line(path)
+        except (UnicodeDecodeError, TextError):
+            return ("The address holds a character that is not allowed (a control character, "
+                    "a line break or an invalid code point).")
+        return None

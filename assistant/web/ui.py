@@ -25,6 +25,7 @@ from assistant.errors import InputError, ScarguideError, SessionError
 from assistant.frontdesk import BookingRequest, Feedback, FrontDesk
 from assistant.handoff import summarise
 from assistant.records import AnswerRecord
+from assistant.safety import TextError, clean_lines
 from assistant.web.render import plain
 
 log = logging.getLogger("scarguide.ui")
@@ -331,9 +332,10 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
                 created = desk().book(request.model_copy(update={"session_id": None}))
             except ScarguideError as exc:
                 return exc.patient_message + " Your details are still in the form."
+            # nothing the patient typed is shown back: the reference is the clinic's own
             return (
                 f"**Thank you, your request is booked.** Your reference is "
-                f"<strong id='booking-ref'>{created['reference']}</strong>. "
+                f"<strong id='booking-ref'>{plain(created['reference'])}</strong>. "
                 "Keep it: the clinic will contact you to arrange a time."
             )
 
@@ -369,7 +371,12 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings) -> gr.Blocks:
         def send_comment(fid, text):
             if fid is None or not (text or "").strip():
                 return gr.update(), gr.update()
-            desk().store.comment_feedback(fid, text.strip()[:2000])
+            try:  # the same contract as the API's feedback comment
+                comment_text = clean_lines(text)[:2000]
+            except TextError:
+                gr.Warning("The comment holds a character that can't be kept; please retype it.")
+                return gr.update(), gr.update()
+            desk().store.comment_feedback(fid, comment_text)
             gr.Info("Thank you for your feedback.")
             return "", gr.update(visible=False)
 
@@ -386,6 +393,10 @@ def _client(request: gr.Request | None) -> str | None:
     return getattr(client, "host", None)
 
 
+_FIELDS = {"name": "your name", "email": "the email address", "phone": "the phone number",
+           "preferred_times": "when we can reach you", "concern": "the description"}
+
+
 def _form_errors(exc: ValidationError) -> list[str]:
     labels = {
         "name": "your name is missing",
@@ -398,7 +409,10 @@ def _form_errors(exc: ValidationError) -> list[str]:
     found = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else ""
-        message = labels.get(field) or str(error.get("msg", "")).removeprefix("Value error, ")
+        if error.get("type") == "invalid_text":  # a character the field does not take
+            message = f"{_FIELDS.get(field, field)} {error['msg']}"
+        else:
+            message = labels.get(field) or str(error.get("msg", "")).removeprefix("Value error, ")
         if message not in found:
             found.append(message)
     return found
