@@ -74,15 +74,21 @@ test-fast: install
 bench: install
 	$(BIN)/scarguide bench --answers 20 --naive 8 --out bench-results/bench.json
 
-# Load test: a real server on a free loopback port (no rate limit: every patient is
-# 127.0.0.1 here), 1, 4, 16 and 50 concurrent sessions, then the server is stopped.
-loadtest: index
+# Load test, two deployments, each on free loopback ports (no rate limit: every patient
+# is 127.0.0.1 here), every answered turn checked in the database afterwards:
+# 1. one process, embedded (SQLite, Chroma, the in-process model): 1, 4, 16, 50 sessions;
+# 2. the scaled deployment (assistant.stack: two workers on PostgreSQL, Chroma's server,
+#    llama.cpp's server for answers and one for triage): 16 and 50 sessions.
+loadtest: index postgres
 	@port=$$($(BIN)/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	db=$$($(BIN)/python -c 'from assistant.config import load_settings; print(load_settings().database)'); \
 	mkdir -p bench-results; \
 	SCARGUIDE_RATE_LIMIT= $(BIN)/scarguide serve --port $$port > bench-results/loadtest-server.log 2>&1 & pid=$$!; \
 	trap "kill $$pid 2>/dev/null" EXIT; \
 	until curl -sf http://127.0.0.1:$$port/healthz >/dev/null; do sleep 1; kill -0 $$pid || exit 1; done; \
-	$(BIN)/scarguide loadtest --url http://127.0.0.1:$$port --pid $$pid --out bench-results/loadtest.json
+	$(BIN)/scarguide loadtest --url http://127.0.0.1:$$port --pid $$pid --database "$$db" --out bench-results/loadtest.json; \
+	kill $$pid; wait $$pid 2>/dev/null; \
+	$(BIN)/scarguide loadtest --stack --workers 2 --sessions 16,50 --out bench-results/loadtest-scaled.json
 
 eval: install
 	$(BIN)/scarguide eval retrieval

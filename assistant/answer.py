@@ -19,6 +19,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -30,6 +31,7 @@ from assistant.config import Settings
 from assistant.corpus import Chunk, guide_units
 from assistant.errors import ModelError, ScarguideError
 from assistant.handoff import build_handoff, summarise
+from assistant.locks import ConversationLocks, ProcessLocks
 from assistant.prompts import load_texts
 from assistant.records import AnswerRecord, Citation, SentenceVerdict
 from assistant.replies import Replies, replies_for
@@ -100,8 +102,8 @@ class Assistant:
         self.model_name = model_name
         self.prefix_source = "cold"
         self._warm_lock = threading.Lock()
-        self._locks_guard = threading.Lock()
-        self._session_locks: dict[str, threading.Lock] = {}
+        # one turn of a conversation at a time: across workers when the store can do that
+        self.locks: ConversationLocks = getattr(sessions, "locks", None) or ProcessLocks()
         self.chunks = chunks
         self.by_id = {c.chunk_id: c for c in chunks}
         self.number_of = {c.chunk_id: i for i, c in enumerate(chunks, start=1)}
@@ -163,7 +165,7 @@ class Assistant:
         """Verified sentences as they pass, then the record. Turns of one conversation run
         one at a time, so none is lost when a patient sends twice. ``triaged``: the
         message's triage, when the front desk has done it already."""
-        with self._lock_for(session_id):
+        with self._hold(session_id):
             yield from self._turn(message, session_id, triaged)
 
     def assess(self, text: str, session: Session | None) -> TriageResult:
@@ -171,11 +173,10 @@ class Assistant:
         history = [t.question for t in session.turns] if session is not None else []
         return self.triage.assess(text, history)
 
-    def _lock_for(self, session_id: str | None) -> threading.Lock:
+    def _hold(self, session_id: str | None) -> AbstractContextManager[None]:
         if session_id is None:
-            return threading.Lock()  # a new conversation: nobody else can hold it
-        with self._locks_guard:
-            return self._session_locks.setdefault(session_id, threading.Lock())
+            return nullcontext()  # a new conversation: nobody else can hold it
+        return self.locks.hold(session_id, self.settings.queue_timeout_s)
 
     def _turn(
         self, message: str, session_id: str | None, triaged: TriageResult | None
@@ -200,10 +201,14 @@ class Assistant:
             record = self._closing(session, text)
         else:
             record = None
-            for event in self._answer(session, text, clock):
-                if event.record is None:
-                    yield event
-                record = event.record or record
+            try:
+                for event in self._answer(session, text, clock):
+                    if event.record is None:
+                        yield event
+                    record = event.record or record
+            except Exception as exc:  # the model or a store failed mid-answer: staff see it
+                self._failed(session, text, exc)
+                raise
         assert record is not None
         record.triage = triage.to_dict()
         record.notice = notice
@@ -214,7 +219,7 @@ class Assistant:
 
     def end(self, session_id: str) -> AnswerRecord:
         """The explicit end of a conversation: a handoff with the summary."""
-        with self._lock_for(session_id):
+        with self._hold(session_id):
             session = self.sessions.get(session_id)
             record = self._closing(session, "[end of conversation]")
             self._remember(session, record)
@@ -252,7 +257,7 @@ class Assistant:
             return
 
         candidates = [self.number_of[h.chunk_id] for h in hits]
-        self._ready()
+        self.ready()
         choice = self._call(
             self.chooser.choose, self.chat, earlier[-2:], text, candidates, candidates[:1],
             self._prior(lead, hits),
@@ -337,8 +342,9 @@ class Assistant:
         except Exception as exc:  # noqa: BLE001 - any backend failure
             raise ModelError(f"The chat model failed: {type(exc).__name__}: {exc}") from exc
 
-    def _ready(self) -> None:
-        """Warm the model (restoring a saved prefix) before its first call in this process."""
+    def ready(self) -> None:
+        """Warm the model (restoring a saved prefix) once per process, before its first
+        call: the server's warm-up and a first patient share this lock."""
         with self._warm_lock:
             if self.prefix_source == "cold":
                 self.warm()
@@ -411,6 +417,21 @@ class Assistant:
         record.prompt = None
         record.handoff = handoff
         return record
+
+    def _failed(self, session: Session, text: str, exc: Exception) -> None:
+        """Record a turn that could not be answered (status ``failed``, nothing shown as
+        an answer), so staff see it; the patient got an error instead."""
+        if self.journal is None:
+            return
+        record = self._record(session, "failed", "", question=text)
+        record.prompt = None
+        cause = exc.__cause__
+        # kinds only: a message may carry the patient's words
+        record.error = type(exc).__name__ + (f" ({type(cause).__name__})" if cause else "")
+        try:
+            self.journal(record)
+        except Exception:  # the database may be what failed: the original error wins
+            pass
 
     def _remember(self, session: Session, record: AnswerRecord) -> None:
         session.turns.append(

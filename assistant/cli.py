@@ -235,12 +235,37 @@ def loadtest(
     questions: Annotated[int, typer.Option(min=1, max=20, help="Questions per session.")] = 2,
     pid: Annotated[int | None, typer.Option(help="Server process id, for its peak RSS.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the numbers as JSON here.")] = None,
+    database: Annotated[str | None, typer.Option(
+        help="The server's database URL: check afterwards that every answered turn is "
+        "stored once.")] = None,
+    stack: Annotated[bool, typer.Option(
+        help="Start the scaled deployment on loopback first (assistant.stack: PostgreSQL, "
+        "Chroma's server, llama.cpp's server for answers and one for triage, --workers API "
+        "workers), test it, stop it.")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="API workers with --stack.")] = 2,
 ) -> None:
     """N concurrent patients against a running server: latency, busy replies, errors."""
+    import tempfile
+
     from assistant import loadtest as lt
 
     levels = [int(n) for n in sessions.split(",") if n.strip()]
-    results = lt.run(url, levels, questions, pid=pid)
+    procs = None
+    if stack:
+        from assistant import stack as st
+
+        procs = st.Processes(Path(tempfile.mkdtemp(prefix="scarguide-stack-")))
+        procs.cleanup.append(procs.root)
+        typer.echo(f"Starting the scaled deployment ({workers} workers) …")
+        started = st.scaled(procs, _services().settings.data_dir, workers, rate_limit="")
+        url, pid, database = started["url"], int(started["api_pid"]), started["database"]
+    try:
+        results = lt.run(url, levels, questions, pid=pid)
+        if database:
+            lt.check_stored(database, results)
+    finally:
+        if procs is not None:
+            procs.stop()
     typer.echo(lt.render(results))
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -337,18 +362,31 @@ def eval_add_case(
         list[str] | None,
         typer.Option(help="A required fact; alternatives separated by | (repeatable)."),
     ] = None,
-    cases: Annotated[Path | None, typer.Option(help="Cases file to append to.")] = None,
+    cases: Annotated[Path | None, typer.Option(
+        help="Append to this cases file instead of the database's eval_cases.")] = None,
 ) -> None:
-    """Turn a stored conversation turn into an answer-eval case (a regression test)."""
+    """Turn a stored conversation turn into an answer-eval case (a regression test),
+    personal details masked; kept in the database unless --cases names a file."""
     from assistant.evals import harness
 
     services = _services()
     case = harness.add_case(
-        services.store, turn, cases or harness.EVAL_DIR / "answers.jsonl",
-        expected_status=expected_status, sections=section or [],
-        facts=[f.split("|") for f in fact or []],
+        services.store, turn, cases, expected_status=expected_status,
+        sections=section or [], facts=[f.split("|") for f in fact or []],
     )
-    typer.echo(f"added case {case.id} to {cases or 'eval/answers.jsonl'}")
+    typer.echo(f"added case {case.id} to {cases or 'the database (eval_cases)'}")
+
+
+@eval_app.command("export-cases")
+def eval_export_cases(
+    out: Annotated[Path, typer.Option(help="The file to write (replaced), JSON lines.")],
+) -> None:
+    """Write the eval cases staff added in the console (kept in the database, personal
+    details masked) to a file, in the format of eval/answers.jsonl."""
+    from assistant.evals import harness
+
+    count = harness.export_cases(_services().store, out)
+    typer.echo(f"wrote {count} case(s) to {out}")
 
 
 @eval_app.command("safety")

@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         description="Requests per client (IP address) to chat, book or rate, in the `limits` "
         "notation (e.g. 30/minute, 5/second; several separated by ';'). Empty: no limit.",
     )
+    rate_limit_storage: str = Field(
+        "memory",
+        description="Where rate-limit counts live: memory (one process), database (shared "
+        "by every worker on the database; `scarguide serve --workers N` picks it when this "
+        "is left unset), or a `limits` storage URI such as redis://host:6379.",
+    )
     answer_slots: int = Field(
         1, ge=1, le=256, description="Answers written at once (1 for the in-process model; "
         "more for a model server that batches)."
@@ -201,10 +207,6 @@ class Settings(BaseSettings):
     )
     staff_cookie_secure: bool = Field(
         False, description="Send the staff cookie over HTTPS only (set it behind TLS)."
-    )
-    staff_eval_file: Path = Field(
-        PACKAGE_ROOT / "eval" / "answers.jsonl",
-        description="Where the staff console adds regression cases.",
     )
     gap_similarity: float = Field(
         0.6, ge=0, le=1, description="Content gaps: cosine similarity that groups questions."
@@ -304,6 +306,10 @@ class Settings(BaseSettings):
     )
     fake_replies: list[str] = Field(
         default_factory=list, description="Replies of the fake backend, in order (JSON list)."
+    )
+    fake_delay_s: float = Field(
+        0.0, ge=0, le=600, description="The quote backend's answer call takes this long (for "
+        "tests of deadlines and concurrency)."
     )
 
     @model_validator(mode="before")

@@ -11,7 +11,7 @@ import math
 import re
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field, StrictBool, field_validator, model_validator
 
@@ -20,7 +20,7 @@ from assistant.errors import InputError, RateLimitedError, SessionEndedError, Se
 from assistant.line import BusyError, Line
 from assistant.logs import personal
 from assistant.records import AnswerRecord
-from assistant.safety import clean_message, route
+from assistant.safety import ONE_LINE, MultiLine, OneLine, clean_message, route
 from assistant.store import Store
 from assistant.triage import TriageResult
 
@@ -29,22 +29,21 @@ _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,24}$")
 
 
 class BookingRequest(BaseModel):
-    """A patient's request to be contacted for a consultation."""
+    """A patient's request to be contacted for a consultation.
 
-    session_id: str | None = Field(None, description="The conversation the booking follows.")
-    name: str = Field(min_length=1, max_length=200)
-    email: EmailStr | None = None
-    phone: str | None = Field(None, max_length=40)
-    preferred_times: str = Field(min_length=1, max_length=500)
-    concern: str = Field("", max_length=4000)
+    Name, email, phone and session id are one line: a control character or a line break
+    is refused. Preferred times and concern keep their line breaks; other control
+    characters are refused. No field takes a surrogate or a noncharacter."""
+
+    session_id: OneLine | None = Field(None, description="The conversation the booking follows.")
+    name: OneLine = Field(min_length=1, max_length=200)
+    email: Annotated[EmailStr, ONE_LINE] | None = None
+    phone: OneLine | None = Field(None, max_length=40)
+    preferred_times: MultiLine = Field(min_length=1, max_length=500)
+    concern: MultiLine = Field("", max_length=4000)
     consent: StrictBool = Field(
         description="The patient agrees to be contacted; must be true (JSON true)."
     )
-
-    @field_validator("name", "preferred_times", "concern", "phone", mode="before")
-    @classmethod
-    def _strip(cls, value: Any) -> Any:
-        return " ".join(value.split()) if isinstance(value, str) else value
 
     @field_validator("email", mode="before")
     @classmethod
@@ -77,10 +76,12 @@ class BookingRequest(BaseModel):
 
 
 class Feedback(BaseModel):
-    session_id: str
+    """A patient's rating of one answer; the comment keeps its line breaks."""
+
+    session_id: OneLine
     turn: int = Field(ge=1, le=100_000)
     rating: Literal["up", "down"]
-    comment: str | None = Field(None, max_length=2000)
+    comment: MultiLine | None = Field(None, max_length=2000)
 
 
 def _logged(record: AnswerRecord) -> AnswerRecord:
@@ -103,22 +104,40 @@ def _logged(record: AnswerRecord) -> AnswerRecord:
 
 
 class RateLimiter:
-    """Requests per client in a moving window (the ``limits`` library, in memory)."""
+    """Requests per client, in the ``limits`` notation.
 
-    def __init__(self, spec: str) -> None:
+    ``storage``: ``memory`` (this process, a moving window), ``database`` (a fixed window
+    counted in the database, so every worker sharing it shares the limit), or any
+    ``limits`` storage URI (``redis://…``, ``memcached://…``; a moving window there)."""
+
+    def __init__(self, spec: str, storage: str = "memory", store: Store | None = None) -> None:
         from limits import parse_many
-        from limits.storage import MemoryStorage
+        from limits.storage import MemoryStorage, storage_from_string
         from limits.strategies import MovingWindowRateLimiter
 
         self.items = parse_many(spec) if spec.strip() else []
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.store = store if storage == "database" else None
+        if storage == "database" and store is None:
+            raise ValueError("a database rate limit needs the store")
+        backend = MemoryStorage() if storage in ("memory", "database") else (
+            storage_from_string(storage))
+        self.limiter = MovingWindowRateLimiter(backend)
 
     def check(self, client: str | None) -> None:
         key = client or "unknown"
         for item in self.items:
-            if not self.limiter.hit(item, "scarguide", key):
+            if self.store is not None:
+                self._shared(item, key)
+            elif not self.limiter.hit(item, "scarguide", key):
                 reset = self.limiter.get_window_stats(item, "scarguide", key).reset_time
                 raise RateLimitedError(max(1, math.ceil(reset - time.time())))
+
+    def _shared(self, item, key: str) -> None:
+        length = item.get_expiry()
+        now = time.time()
+        window = int(now // length * length)
+        if self.store.hit(f"{item}|{key}", window) > item.amount:
+            raise RateLimitedError(max(1, math.ceil(window + length - now)))
 
 
 class Answer:
@@ -180,7 +199,7 @@ class FrontDesk:
         self.assistant = assistant
         self.store = store
         settings = assistant.settings
-        self.limiter = RateLimiter(settings.rate_limit)
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_limit_storage, store)
         self.line = Line(settings.answer_slots, settings.queue_size)
 
     @staticmethod
@@ -211,7 +230,8 @@ class FrontDesk:
         text, triaged = self.check(message, session_id)
         if not self._needs_model(text, triaged):
             return _logged(self.assistant.ask(message, session_id, triaged))
-        with self.line.turn():  # BusyError when the line is full
+        # BusyError when the line is full, or when the wait outlasts queue_timeout_s
+        with self.line.turn(self.assistant.settings.queue_timeout_s):
             return _logged(self.assistant.ask(message, session_id, triaged))
 
     def stream(self, message: str, session_id: str | None = None) -> Answer:

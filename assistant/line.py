@@ -9,6 +9,7 @@ in N seconds", never a silent drop or a 500); a waiting one can ask for its plac
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,12 +91,19 @@ class Line:
             self._cond.notify_all()
 
     @contextmanager
-    def turn(self) -> Iterator[None]:
-        """Wait (blocking) for a turn, then hold it for the block's duration."""
+    def turn(self, timeout: float) -> Iterator[None]:
+        """Wait (blocking) up to ``timeout`` s for a turn, then hold it for the block's
+        duration; BusyError when the wait runs out."""
         ticket = self.join()
+        deadline = time.monotonic() + timeout
         try:
-            while self.wait(ticket, 5.0):
-                pass
+            while place := self.wait(ticket, min(1.0, max(0.01, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline:
+                    with self._cond:
+                        self.turned_away += 1
+                        retry = int(self.seconds_per_answer * (place + self.serving)
+                                    / self.slots) + 1
+                    raise BusyError(place, retry)
             self.start(ticket)
         except BaseException:
             self.leave(ticket)

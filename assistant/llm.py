@@ -13,6 +13,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,8 @@ class QuoteChat(BaseChatModel):
     triage gets "none" (routing is left to the reviewed patterns). No model, no
     randomness: for tests of everything around the model."""
 
+    delay_s: float = 0.0  # an answer call takes this long (tests of deadlines)
+
     @property
     def _llm_type(self) -> str:
         return "quote"
@@ -272,6 +275,7 @@ class QuoteChat(BaseChatModel):
                 "no: the passage does not say " + ", ".join(missing[:3])
             )
         # the answer call: the first candidate (the retriever's best), or none offered
+        time.sleep(self.delay_s)
         return '{"ids":[1]}' if re.search(r"^Candidates: 1 = ", last, re.M) else '{"ids":[]}'
 
 
@@ -319,7 +323,7 @@ BACKENDS: dict[str, Callable[[Settings], BaseChatModel]] = {
     "local": _local,
     "openai": _openai,
     "fake": _fake,
-    "quote": lambda _settings: QuoteChat(),
+    "quote": lambda settings: QuoteChat(delay_s=settings.fake_delay_s),
 }
 
 

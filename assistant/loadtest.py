@@ -64,13 +64,18 @@ class Level:
     urgent_routed: int = 0
     seconds: float = 0.0
     server_peak_rss_mb: float | None = None
+    # the turn number of every answered reply, by conversation (checked in the database)
+    turns: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    stored_lost: int | None = None
+    stored_duplicated: int | None = None
+    stored_failed: int | None = None
 
     def summary(self) -> dict:
         def pct(q: float) -> float | None:
             value = percentile(self.latencies_ms, q)
             return None if value is None else round(value)
 
-        lists = ("latencies_ms", "busy_ms", "urgent_ms")
+        lists = ("latencies_ms", "busy_ms", "urgent_ms", "turns")
         data = {k: v for k, v in asdict(self).items() if k not in lists}
         urgent_p95 = percentile(self.urgent_ms, 95)
         return data | {
@@ -82,16 +87,59 @@ class Level:
         }
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (the workers of ``serve --workers N``)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(c) for c in task.read_text().split())
+            except OSError:
+                pass
+    return found
+
+
 def _peak_rss_mb(pid: int | None) -> float | None:
+    """Peak resident memory of the server: of its process and any worker processes."""
     if not pid:
         return None
+    total = 0.0
+    for each in _tree(pid):
+        try:
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return round(total, 1) if total else None
+
+
+def check_stored(database_url: str, levels: list[Level]) -> None:
+    """Compare every answered reply with the turns the database holds for its
+    conversation: a reply whose turn is not stored is lost; a turn number stored twice,
+    or a stored answer no reply announced, is a duplicate; failed turns are counted."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
+        with engine.connect() as db:
+            for level in levels:
+                lost = duplicated = failed = 0
+                for session_id, replied in level.turns.items():
+                    rows = db.execute(text("SELECT turn, status FROM turns WHERE "
+                                           "session_id = :s"), {"s": session_id}).all()
+                    numbers = [turn for turn, _ in rows]
+                    answered = {turn for turn, status in rows if status != "failed"}
+                    failed += len(rows) - len(answered)
+                    lost += len(set(replied) - answered)
+                    duplicated += (len(numbers) - len(set(numbers))
+                                   + len(answered - set(replied)))
+                level.stored_lost, level.stored_duplicated = lost, duplicated
+                level.stored_failed = failed
+    finally:
+        engine.dispose()
 
 
 def run_level(url: str, sessions: int, questions: int, timeout: float,
@@ -130,6 +178,7 @@ def run_level(url: str, sessions: int, questions: int, timeout: float,
                         level.answered += 1
                         level.latencies_ms.append(ms)
                         session_id = r.json()["session_id"]
+                        level.turns.setdefault(session_id, []).append(r.json()["turn"])
                     elif r.status_code == 503 and code == "busy":
                         level.busy += 1
                         level.busy_ms.append(ms)
@@ -191,8 +240,8 @@ def run(url: str, levels: list[int], questions: int = 2, timeout: float = 600.0,
 def render(results: list[Level]) -> str:
     head = ("| sessions | requests | answered | busy (503) | 429 | other 4xx | 5xx | lost | "
             "p50 | p95 | busy reply p50 | urgent routed | urgent p50 | urgent p95 | seconds | "
-            "server peak RSS |")
-    lines = [head, "|" + "---|" * 16]
+            "server peak RSS | stored: lost / duplicated / failed |")
+    lines = [head, "|" + "---|" * 17]
     for level in results:
         s = level.summary()
 
@@ -206,7 +255,9 @@ def render(results: list[Level]) -> str:
             f"{'–' if s['busy_reply_p50_ms'] is None else str(s['busy_reply_p50_ms']) + ' ms'} | "
             f"{s['urgent_routed']}/{s['urgent_sent']} | {sec(s['urgent_p50_ms'])} | "
             f"{sec(s['urgent_p95_ms'])} | {s['seconds']} | "
-            f"{'–' if s['server_peak_rss_mb'] is None else str(s['server_peak_rss_mb']) + ' MB'} |"
+            f"{'–' if s['server_peak_rss_mb'] is None else str(s['server_peak_rss_mb']) + ' MB'} | "
+            + ("not checked |" if s["stored_lost"] is None else
+               f"{s['stored_lost']} / {s['stored_duplicated']} / {s['stored_failed']} |")
         )
     return "\n".join(lines)
 

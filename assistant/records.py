@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Status = Literal["answered", "not_in_guide", "urgent", "declined", "handoff"]
+# "failed": stored only, never sent: the answer broke off (the patient got an error)
+Status = Literal["answered", "not_in_guide", "urgent", "declined", "handoff", "failed"]
 
 
 class Citation(BaseModel):
@@ -68,4 +69,7 @@ class AnswerRecord(BaseModel):
     )
     triage: dict[str, Any] | None = Field(
         None, description="How triage read the message: route, layer, language, check, scores."
+    )
+    error: str | None = Field(
+        None, description="Status failed: the kind of fault that broke the answer off."
     )

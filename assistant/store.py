@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,15 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from assistant.errors import ScarguideError, SessionError
+from assistant.locks import ConversationLocks, FileLocks, PostgresLocks, ProcessLocks
 from assistant.records import AnswerRecord
 from assistant.sessions import Session as Conversation
 from assistant.sessions import TurnSummary, new_session_id
@@ -243,6 +247,17 @@ class Store:
                 raise StoreError(f"Cannot migrate the database at {self._where()}: {exc}") from exc
             self._migrated = True
 
+    @cached_property
+    def locks(self) -> ConversationLocks:
+        """One turn of a conversation at a time, across every worker that shares this
+        database (assistant.locks)."""
+        if self.engine.dialect.name == "postgresql":
+            return PostgresLocks(self.engine)
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            return FileLocks(Path(database).parent / "locks")
+        return ProcessLocks()
+
     def _where(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
@@ -313,26 +328,43 @@ class Store:
             return db.get(SessionRow, session_id) is not None
 
     def record_turn(self, record: AnswerRecord) -> None:
-        """Keep the whole answer record: what staff review and the eval harness replays."""
-        with self._tx() as db:
-            session = db.get(SessionRow, record.session_id)
-            if session is None:
-                session = SessionRow(id=record.session_id)
-                db.add(session)
-            session.updated_at = _now()
-            if record.status == "handoff":
-                session.ended = True
-            db.add(
-                TurnRow(
-                    session_id=record.session_id,
-                    turn=record.turn,
-                    status=record.status,
-                    question=record.question,
-                    standalone_question=record.standalone_question,
-                    answer=record.answer,
-                    record=record.model_dump(mode="json"),
-                )
-            )
+        """Keep the whole answer record: what staff review and the eval harness replays.
+
+        The database numbers the turn: at least the next after the conversation's last
+        stored one (``record.turn`` is raised to it). The conversation's lock (:attr:`locks`) keeps
+        turns in order; should two writers still meet, the unique (session, turn) pair
+        refuses the second and it takes the next number."""
+        for attempt in range(5):
+            try:
+                with self._tx() as db:
+                    session = db.get(SessionRow, record.session_id)
+                    if session is None:
+                        session = SessionRow(id=record.session_id)
+                        db.add(session)
+                    session.updated_at = _now()
+                    if record.status == "handoff":
+                        session.ended = True
+                    last = db.scalar(
+                        select(func.max(TurnRow.turn)).where(
+                            TurnRow.session_id == record.session_id
+                        )
+                    )
+                    record.turn = max(record.turn, (last or 0) + 1)
+                    db.add(
+                        TurnRow(
+                            session_id=record.session_id,
+                            turn=record.turn,
+                            status=record.status,
+                            question=record.question,
+                            standalone_question=record.standalone_question,
+                            answer=record.answer,
+                            record=record.model_dump(mode="json"),
+                        )
+                    )
+                return
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, IntegrityError) or attempt == 4:
+                    raise
 
     def turns(self, session_id: str) -> list[AnswerRecord]:
         with self._tx() as db:
@@ -366,18 +398,21 @@ class Store:
             )
 
     def purge(self, older_than_days: int) -> dict[str, int]:
-        """Delete conversations (their turns and feedback) not touched for the given number
-        of days. Bookings stay (they live only in their own table); their link to the
-        deleted conversation is cleared."""
+        """Delete conversations (their turns, feedback, reviews and the eval cases made
+        from their turns) not touched for the given number of days. Bookings stay (they
+        live only in their own table); their link to the deleted conversation is cleared."""
         cutoff = _now() - timedelta(days=older_than_days)
         with self._tx() as db:
             old = select(SessionRow.id).where(SessionRow.updated_at < cutoff)
             ids = list(db.scalars(old))
-            counts = {"sessions": len(ids), "turns": 0, "feedback": 0}
+            counts = {"sessions": len(ids), "turns": 0, "feedback": 0, "eval_cases": 0}
             for start in range(0, len(ids), 500):
                 batch = ids[start : start + 500]
                 turn_ids = select(TurnRow.id).where(TurnRow.session_id.in_(batch))
                 db.execute(delete(ReviewRow).where(ReviewRow.turn_id.in_(turn_ids)))
+                counts["eval_cases"] += db.execute(
+                    delete(EvalCaseRow).where(EvalCaseRow.turn_id.in_(turn_ids))
+                ).rowcount
                 counts["turns"] += db.execute(
                     delete(TurnRow).where(TurnRow.session_id.in_(batch))
                 ).rowcount
@@ -391,6 +426,27 @@ class Store:
                 )
                 db.execute(delete(SessionRow).where(SessionRow.id.in_(batch)))
         return counts
+
+    # -- rate limits shared by workers ----------------------------------------------
+
+    def hit(self, key: str, window: int, amount: int = 1) -> int:
+        """Count ``amount`` requests of ``key`` in the window starting at ``window`` (epoch
+        seconds) and return the window's total so far; older windows of the key go."""
+        insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(
+            self.engine.dialect.name
+        )
+        if insert is None:
+            raise StoreError(f"Shared rate limits need SQLite or PostgreSQL, not "
+                             f"{self.engine.dialect.name}")
+        statement = insert(RateHitRow).values(key=key, window=window, hits=amount)
+        statement = statement.on_conflict_do_update(
+            index_elements=["key", "window"], set_={"hits": RateHitRow.hits + amount}
+        ).returning(RateHitRow.hits)
+        with self._tx() as db:
+            total = db.execute(statement).scalar_one()
+            db.execute(delete(RateHitRow).where(RateHitRow.key == key,
+                                                RateHitRow.window < window))
+        return total
 
     # -- feedback and bookings --------------------------------------------------------
 

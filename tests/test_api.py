@@ -110,7 +110,20 @@ def test_end_returns_the_handoff(client):
     assert set(body) == {"session_id", "status", "handoff"}
     assert body["status"] == "handoff" and body["session_id"] == sid
     assert set(body["handoff"]) == {"message", "summary", "booking_url"}
-    assert "Subcision" in body["handoff"]["summary"]
+    assert body["handoff"]["summary"] == "Asked about: Subcision."
+
+
+def test_the_summary_holds_the_guide_topics_never_the_patients_words(tmp_path):
+    with make_client(tmp_path, SUBCISION_CHOICE, coverage_threshold=0.99,
+                     followup_similarity=0.99) as c:
+        sid = c.post("/api/chat", json={
+            "message": "<b>Sam Doe</b> sam@example.org: does https://evil.example/x work?"
+        }).json()["session_id"]
+        c.post("/api/chat", json={"message": "what dose of isotretinoin should i take",
+                                  "session_id": sid})
+        summary = c.post(f"/api/sessions/{sid}/end").json()["handoff"]["summary"]
+    assert summary == ("1 question the guide does not cover; 1 question for a dermatologist "
+                       "(doses, prescriptions or a diagnosis).")
 
 
 def booking(sid=None, **overrides):
@@ -197,6 +210,93 @@ def test_bad_input_is_a_clear_4xx(client, path, body, status, code):
         assert body["message"] not in error["message"]  # patient text is not echoed
 
 
+def raw(client, path, body: str):
+    """A JSON body as written, so ``\\ud800`` reaches the server as a lone surrogate."""
+    return client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+
+
+SURROGATE = "\\ud800"  # as JSON text
+
+
+@pytest.mark.parametrize("path,body,field", [
+    ("/api/chat", f'{{"message": "hi {SURROGATE} there"}}', "message"),
+    ("/api/chat/stream", f'{{"message": "hi {SURROGATE} there"}}', "message"),
+    ("/api/chat", f'{{"message": "hi", "session_id": "{SURROGATE}abcdefgh"}}', "session_id"),
+    ("/api/chat", '{"message": "hi \\uffff"}', "message"),
+    ("/api/chat", '{"message": "hi \\ufdd0"}', "message"),
+    ("/api/bookings", json.dumps(booking(name="Sam \ud800")), "name"),
+    ("/api/bookings", json.dumps(booking(email="sam\udfff@example.org")), "email"),
+    ("/api/bookings", json.dumps(booking(phone="+44 20 \ud800")), "phone"),
+    ("/api/bookings", json.dumps(booking(preferred_times="mornings \ud800")), "preferred_times"),
+    ("/api/bookings", json.dumps(booking(concern="scars \U0001fffe")), "concern"),
+    ("/api/bookings", json.dumps(booking(sid="\ud800" * 12)), "session_id"),
+    ("/api/feedback", json.dumps({"session_id": "A\ud800" * 6, "turn": 1, "rating": "up"}),
+     "session_id"),
+    ("/api/feedback", json.dumps({"session_id": "A" * 12, "turn": 1, "rating": "up",
+                                  "comment": "vague \ud800"}), "comment"),
+])
+def test_invalid_code_points_are_a_clear_422(client, path, body, field):
+    error = assert_error(raw(client, path, body), 422, "invalid_request")
+    assert error["message"].startswith(f"{field}: holds U+"), error
+    assert "not a valid character" in error["message"]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("name", "Sam\r\nBcc: x@example.org"), ("name", "Sam\x00"), ("name", "Sam\x1b[31m"),
+    ("name", "Sam\u2028Doe"), ("name", "Sam\tDoe"), ("email", "sam@example.org\r\nBcc: x"),
+    ("phone", "+44 20 7946 0018\n"), ("phone", "+44\x0b20 7946 0018"),
+    ("sid", "AAAAAAAAAAAA\n"),
+])
+def test_one_line_booking_fields_refuse_control_characters_and_line_breaks(client, field, value):
+    error = assert_error(client.post("/api/bookings", json=booking(**{field: value})), 422,
+                         "invalid_request")
+    name = "session_id" if field == "sid" else field
+    assert error["message"].startswith(f"{name}: must be one line without control characters")
+
+
+def test_multi_line_fields_keep_line_breaks_and_refuse_other_control_characters(client):
+    sid = client.post("/api/chat", json={"message": "what is subcision?"}).json()["session_id"]
+    r = client.post("/api/bookings", json=booking(
+        sid, name="  Sam   Doe ", concern="rolling scars\r\n\r\n\r\n\ton both cheeks  ",
+        preferred_times="Mondays\nor Fridays"))
+    assert r.status_code == 201, r.text
+    [stored] = client.app.state.staff.bookings()
+    assert stored["name"] == "Sam Doe"
+    assert stored["concern"] == "rolling scars\n\non both cheeks"
+    assert stored["preferred_times"] == "Mondays\nor Fridays"
+    for field in ("concern", "preferred_times"):
+        error = assert_error(client.post("/api/bookings", json=booking(**{field: "a\x00b"})),
+                             422, "invalid_request")
+        assert error["message"].startswith(f"{field}: holds a control character (U+0000)")
+    r = client.post("/api/feedback", json={"session_id": sid, "turn": 1, "rating": "down",
+                                           "comment": "vague\r\nand long"})
+    assert r.status_code == 201
+    assert client.app.state.runtime.services.store.feedback(sid)[0]["comment"] == (
+        "vague\nand long")
+    r = client.post("/api/feedback", json={"session_id": sid, "turn": 1, "rating": "down",
+                                           "comment": "vague\x07"})
+    assert_error(r, 422, "invalid_request")
+
+
+def test_control_characters_in_a_chat_message_read_as_spaces(client):
+    r = client.post("/api/chat", json={"message": "what\x00is\r\nsubcision?\x1b"})
+    assert r.status_code == 200
+    sid = r.json()["session_id"]
+    [record] = client.app.state.runtime.services.store.turns(sid)
+    assert record.question == "what is subcision?"
+
+
+@pytest.mark.parametrize("path", [
+    "/api/bookings/SG-%00", "/api/bookings/SG-%0D%0A", "/api/bookings/%ED%A0%80",
+    "/api/bookings/%FF", "/api/bookings/%EF%BF%BF", "/api/sessions/AAAAAAAAAAA%0A/end",
+    "/api/sessions/%ED%A0%80AAAAAAAA/end", "/api/nothing%00here",
+])
+def test_path_parameters_refuse_invalid_code_points_and_control_characters(client, path):
+    method = client.post if path.endswith("/end") else client.get
+    error = assert_error(method(path), 422, "invalid_request")
+    assert "not allowed" in error["message"]
+
+
 def test_malformed_json_and_unknown_things(client):
     r = client.post(
         "/api/chat", content=b'{"message": "hi",', headers={"content-type": "application/json"}
@@ -266,6 +366,14 @@ def test_oversized_bodies_and_odd_values(client):
     r = client.post("/api/chat", content=b"x" * 200_000,
                     headers={"content-type": "application/json"})
     assert_error(r, 413, "too_large")
+    # without a Content-Length (chunked), the bytes received count
+    chunks = (b"x" * 10_000 for _ in range(100))
+    r = client.post("/api/chat", content=chunks, headers={"content-type": "application/json"})
+    assert "content-length" not in r.request.headers
+    assert_error(r, 413, "too_large")
+    r = client.post("/api/chat", content=iter([b'{"message": ', b'"what is subcision?"}']),
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["status"] == "answered"
     sid = client.post("/api/chat", json={"message": "what is subcision?"}).json()["session_id"]
     r = client.post("/api/feedback", json={"session_id": sid, "turn": 2**63, "rating": "up"})
     assert_error(r, 422, "invalid_request")
@@ -290,3 +398,43 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event(client, monkeypatch
     assert r.status_code == 200 and raw.startswith("event: error")
     assert json.loads(raw.split("data: ", 1)[1])["error"]["code"] == "internal"
     assert "boom" not in raw
+
+
+def test_an_answer_that_breaks_off_is_recorded_as_failed_and_the_next_one_works(tmp_path):
+    # the fake model has one reply: the first answer gets it, the second finds none
+    with make_client(tmp_path, SUBCISION_CHOICE) as client:
+        first = client.post("/api/chat", json={"message": "what is subcision?"}).json()
+        sid = first["session_id"]
+        broken = client.post("/api/chat", json={"message": "how does subcision work?",
+                                                "session_id": sid})
+        assert_error(broken, 503)
+        store = client.app.state.runtime.services.store
+        turns = store.turns(sid)
+        assert [(t.turn, t.status) for t in turns] == [(1, "answered"), (2, "failed")]
+        assert turns[1].answer == "" and turns[1].error
+        # the conversation goes on: a fixed reply needs no model
+        bye = client.post("/api/chat", json={"message": "thanks, bye", "session_id": sid})
+        assert bye.status_code == 200 and bye.json()["turn"] == 3
+
+
+def test_a_rate_limit_counted_in_the_database_is_shared_by_every_front_desk(tmp_path):
+    from assistant.errors import RateLimitedError
+    from assistant.frontdesk import RateLimiter
+    from assistant.store import Store
+
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    one, two = (RateLimiter("5/minute", "database", Store(url)) for _ in range(2))
+    allowed = 0
+    for k in range(12):
+        try:
+            (one if k % 2 else two).check("10.0.0.1")
+            allowed += 1
+        except RateLimitedError as limited:
+            assert 1 <= limited.retry_after <= 60
+    assert allowed == 5
+    one.check("10.0.0.2")  # another client has its own count
+    # in memory, each desk counts alone
+    mine, yours = RateLimiter("5/minute"), RateLimiter("5/minute")
+    for _ in range(5):
+        mine.check("10.0.0.1")
+        yours.check("10.0.0.1")

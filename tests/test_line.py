@@ -34,7 +34,7 @@ def test_turn_blocks_until_the_slot_is_free():
     order = []
 
     def worker(name):
-        with line.turn():
+        with line.turn(30):
             order.append(f"{name} in")
             time.sleep(0.05)
             order.append(f"{name} out")
@@ -83,14 +83,19 @@ def test_the_load_test_against_a_server_with_a_stand_in_model(tmp_path):
 
     env = {"SCARGUIDE_PROFILE": "test", "SCARGUIDE_LLM_BACKEND": "quote",
            "SCARGUIDE_COVERAGE_THRESHOLD": "-1", "SCARGUIDE_DATA_DIR": str(tmp_path / "d"),
-           "SCARGUIDE_RATE_LIMIT": "", "SCARGUIDE_QUEUE_SIZE": "4"}
+           "SCARGUIDE_RATE_LIMIT": "", "SCARGUIDE_QUEUE_SIZE": "4",
+           "SCARGUIDE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+           "SCARGUIDE_SESSION_STORE": "database"}
     with running(env, tmp_path / "server.log") as server:
         levels = loadtest.run(server.url, [1, 16], questions=2, timeout=60, deadline_s=120,
                               pid=server.process.pid)
+    loadtest.check_stored(env["SCARGUIDE_DATABASE_URL"], levels)
     for level in levels:
         assert level.requests == level.sessions * 2
         assert level.server_errors == 0 and level.lost == 0 and level.client_errors == 0
         assert level.answered + level.busy == level.requests  # nothing silently dropped
+        assert sum(len(t) for t in level.turns.values()) == level.answered
+        assert (level.stored_lost, level.stored_duplicated, level.stored_failed) == (0, 0, 0)
         assert level.server_peak_rss_mb and level.server_peak_rss_mb > 0
     assert "| 16 |" in loadtest.render(levels)
     with pytest.raises(Exception, match="loopback"):
@@ -110,3 +115,38 @@ def test_an_answer_closed_before_it_started_gives_its_place_back(tmp_path):
         started.close()  # the patient left mid-answer
         assert desk.line.stats() | {"served": 0} == {"serving": 0, "waiting": 0, "capacity": 20,
                                                       "served": 0, "turned_away": 0}
+
+
+def test_a_plain_chat_waiting_past_its_deadline_is_told_busy(tmp_path):
+    with make_client(tmp_path, llm_backend="quote", fake_delay_s=2.0,
+                     queue_timeout_s=0.5) as client:
+        replies = {}
+
+        def ask(name):
+            replies[name] = client.post("/api/chat", json={"message": "what is subcision?"})
+
+        first = threading.Thread(target=ask, args=("first",))
+        first.start()
+        line = client.app.state.runtime.desk().line
+        while not line.stats()["serving"]:  # the first is being answered (2 s)
+            time.sleep(0.01)
+        started = time.monotonic()
+        ask("late")  # waits 0.5 s at most
+        waited = time.monotonic() - started
+        first.join(30)
+    assert_error(replies["late"], 503, "busy")
+    assert int(replies["late"].headers["Retry-After"]) >= 1
+    assert 0.4 < waited < 1.9  # the deadline, not the first answer's end
+    assert replies["first"].status_code == 200
+
+
+def test_the_lines_deadline_counts_from_joining():
+    line = Line(slots=1, capacity=5)
+    held = line.join()
+    line.start(held)
+    started = time.monotonic()
+    with pytest.raises(BusyError) as busy:
+        with line.turn(0.3):
+            pass
+    assert 0.25 < time.monotonic() - started < 1.5
+    assert busy.value.waiting == 1 and line.stats()["waiting"] == 0

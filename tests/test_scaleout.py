@@ -7,106 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from assistant.config import PACKAGE_ROOT
-from assistant.models import model_path
-from tests.server import free_port
+from assistant.stack import Processes, scaled
 
 pytestmark = pytest.mark.real
-
-BIN = Path(sys.executable).parent
-PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
-
-
-def wait_for(url: str, timeout: float, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=3).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} not up in {timeout} s\n{log.read_text()[-3000:]}")
-
-
-class Processes:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.running: list[subprocess.Popen] = []
-        self.cleanup: list[Path] = []
-
-    def start(self, name: str, args: list[str], env: dict | None = None,
-              user: str | None = None) -> tuple[subprocess.Popen, Path]:
-        log = self.root / f"{name}.log"
-        if user:
-            args = ["runuser", "-u", user, "--", *args]
-        process = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                                   env={**os.environ, **(env or {})},
-                                   cwd="/" if user else PACKAGE_ROOT, start_new_session=True)
-        self.running.append(process)
-        return process, log
-
-    def stop(self) -> None:
-        for process in reversed(self.running):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.running:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        for folder in self.cleanup:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def start_postgres(procs: Processes) -> str:
-    if PG_BIN is None:
-        pytest.fail("PostgreSQL is not installed: `make postgres` installs Debian's package")
-    # a folder the server's own user can reach (pytest's are private to root)
-    root = Path(tempfile.mkdtemp(prefix="scarguide-pg-"))
-    procs.cleanup.append(root)
-    data = root / "pg"
-    user = "postgres" if os.geteuid() == 0 else None  # the server refuses to run as root
-    if user:
-        os.chmod(root, 0o755)
-        shutil.chown(root, user)
-    init = ["runuser", "-u", user, "--"] if user else []
-    done = subprocess.run([*init, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U",
-                           "scarguide", "--no-sync"], capture_output=True, text=True, cwd="/")
-    assert done.returncode == 0, done.stdout + done.stderr
-    port = free_port()
-    process, log = procs.start(
-        "postgres",
-        [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data),
-         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-        user=user,
-    )
-    url = f"postgresql+psycopg://scarguide@127.0.0.1:{port}/postgres"
-    import psycopg
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            psycopg.connect(f"postgresql://scarguide@127.0.0.1:{port}/postgres").close()
-            return url
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(log.read_text()[-2000:]) from None
-            time.sleep(0.3)
-
 
 @pytest.fixture(scope="module")
 def deployment(real_services, tmp_path_factory):
@@ -114,50 +22,14 @@ def deployment(real_services, tmp_path_factory):
     os.chmod(root, 0o755)
     procs = Processes(root)
     try:
-        database = start_postgres(procs)
-
-        chroma_port = free_port()
-        chroma, log = procs.start("chroma", [str(BIN / "chroma"), "run", "--path",
-                                             str(root / "chroma"), "--host", "127.0.0.1",
-                                             "--port", str(chroma_port)])
-        wait_for(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat", 120, chroma, log)
-
-        model = model_path("qwen2.5-coder-1.5b", real_services.settings.data_dir)
-        llm_port = free_port()
-        llm, log = procs.start("llm", [sys.executable, "-m", "llama_cpp.server", "--model",
-                                       str(model), "--model_alias", "qwen2.5-coder-1.5b",
-                                       "--host", "127.0.0.1", "--port", str(llm_port),
-                                       "--n_ctx", "4096", "--n_threads", "2"])
-        wait_for(f"http://127.0.0.1:{llm_port}/v1/models", 300, llm, log)
-
-        env = {
-            "SCARGUIDE_DATA_DIR": str(root / "data"),
-            "SCARGUIDE_DATABASE_URL": database,
-            "SCARGUIDE_CHROMA_MODE": "http",
-            "SCARGUIDE_CHROMA_URL": f"http://127.0.0.1:{chroma_port}",
-            "SCARGUIDE_LLM_BACKEND": "openai",
-            "SCARGUIDE_OPENAI_BASE_URL": f"http://127.0.0.1:{llm_port}/v1",
-            "SCARGUIDE_OPENAI_MODEL": "qwen2.5-coder-1.5b",
-            "SCARGUIDE_OPENAI_API_KEY": "not-needed-on-loopback",
-            # llama-cpp-python's server takes the schema the older way
-            "SCARGUIDE_OPENAI_RESPONSE_FORMAT": "json_object",
-            "SCARGUIDE_RATE_LIMIT": "",
-            # One llama.cpp server with one slot serves the answers here; triage's model
-            # check wants a slot of its own (SCARGUIDE_TRIAGE_OPENAI_BASE_URL, docs/deploy.md),
-            # so this contract test runs triage's patterns and screen only.
-            "SCARGUIDE_TRIAGE_MODEL_CHECK": "false",
-            "GRADIO_ANALYTICS_ENABLED": "False",
-            "ANONYMIZED_TELEMETRY": "False",
-            "HF_HUB_OFFLINE": "1",
-        }
-        subprocess.run([str(BIN / "scarguide"), "ingest", "--quiet"], env={**os.environ, **env},
-                       cwd=PACKAGE_ROOT, check=True, capture_output=True)
-        api_port = free_port()
-        api, log = procs.start("api", [str(BIN / "scarguide"), "serve", "--port", str(api_port),
-                                       "--workers", "2"], env=env)
-        wait_for(f"http://127.0.0.1:{api_port}/healthz", 300, api, log)
-        yield {"url": f"http://127.0.0.1:{api_port}", "database": database,
-               "chroma_port": chroma_port, "api_log": log, "api": api}
+        # One llama.cpp server with one slot serves the answers here; triage's model
+        # check wants a slot of its own (docs/deploy.md), so this contract test runs
+        # triage's patterns and screen only.
+        started = scaled(procs, root / "data", triage_server=False,
+                         model_dir=real_services.settings.data_dir, rate_limit="")
+        yield {"url": started["url"], "database": started["database"],
+               "chroma_port": int(started["chroma"].rsplit(":", 1)[1]),
+               "api_log": Path(started["api_log"])}
     finally:
         procs.stop()
 

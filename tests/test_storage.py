@@ -16,10 +16,11 @@ def test_migrations_create_the_schema_once(tmp_path):
     Store(url).migrate()
     Store(url).migrate()  # a second run changes nothing
     tables = set(inspect(Store(url).engine).get_table_names())
-    assert {"sessions", "turns", "feedback", "bookings", "alembic_version"} <= tables
+    assert {"sessions", "turns", "feedback", "bookings", "rate_hits", "eval_cases",
+            "alembic_version"} <= tables
     with sqlite3.connect(tmp_path / "x.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0003"
 
 
 def test_a_booking_acknowledged_with_201_survives_kill_9(tmp_path):

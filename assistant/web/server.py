@@ -42,7 +42,7 @@ class Runtime:
         """Load the models and the guide prefix so the first patient does not wait."""
         started = time.perf_counter()
         try:
-            self.desk().assistant.warm()
+            self.desk().assistant.ready()  # under the lock a first patient would take
             self.warm_seconds = round(time.perf_counter() - started, 2)
             self.warm_error = None
             log.info("assistant ready in %.1f s", self.warm_seconds)
@@ -111,6 +111,9 @@ def create_app(services: Services, ui: bool = True, warm: bool = True) -> FastAP
     install_error_handlers(app)
     # a message is at most max_message_chars (4 bytes each in UTF-8), plus the JSON around it
     app.add_middleware(BodyLimit, max_bytes=services.settings.max_message_chars * 4 + 16_384)
+    from assistant.logs import AccessLog
+
+    app.add_middleware(AccessLog)  # method, path without its query, status, ms: no patient text
     app.include_router(router(runtime.desk))
 
     from assistant.staff import StaffDesk
@@ -179,12 +182,15 @@ def serve(services: Services, host: str = "127.0.0.1", port: int = 7860,
         "host": host,
         "port": port,
         "log_config": None,  # keep the redacting handler
+        "access_log": False,  # uvicorn's line carries the query string: AccessLog instead
         "timeout_keep_alive": 5,
         "timeout_graceful_shutdown": 10,
         "limit_concurrency": services.settings.max_connections,
     }
     if workers > 1:  # each worker builds its own app from the same settings
         services.store.migrate()  # once, before the workers start
+        # one limit for the deployment, not one per worker (unless set otherwise)
+        os.environ.setdefault("SCARGUIDE_RATE_LIMIT_STORAGE", "database")
         uvicorn.run("assistant.web.server:app_from_env", factory=True, workers=workers,
                     **options)
     else:
