@@ -2,8 +2,13 @@
 
 The assistant never logs what a patient wrote: log lines carry ids, statuses, timings
 and error types. As a second line of defence every record passes a redaction filter
-that masks email addresses, phone numbers and any value registered as personal (the
-names, emails and phones of bookings) before a handler sees it.
+that masks email addresses, phone numbers, any value registered as personal (the
+names, emails and phones of bookings, as whole words) and the query string of any
+path or URL (search text) before a handler sees it. Requests are logged by
+:class:`AccessLog`: method, path without its query, status and milliseconds.
+
+:func:`scrub` masks more for patient text kept outside the conversation (eval cases):
+URLs, long digit runs, street addresses, postcodes and names given in bookings.
 """
 
 from __future__ import annotations
@@ -12,12 +17,40 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w-])\+?\d[\d ()./-]{5,}\d(?![\w-])")
+# a path (or URL) followed by a query string: the query goes, the path stays
+_QUERY = re.compile(r"((?:\b[a-z][a-z0-9+.-]*://[^\s/?#\"']*)?/[^\s?#\"']*)\?[^\s#\"']*", re.I)
+# a URL (with a scheme, www. or a path), without the punctuation that ends a sentence
+_URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.|\b(?:[a-z0-9-]+\.)+[a-z]{2,}/)"
+                  r"(?:[^\s<>\"']*[^\s<>\"'.,;:!?)])?", re.I)
+_DIGITS = re.compile(r"\d{6,}")
+_STREET = re.compile(
+    r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][\w'’-]*\s+){1,3}"
+    r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Close|Way|Court|Ct|Place|Pl|Square|Sq"
+    r"|Terrace|Crescent|Grove|Gardens|Boulevard|Blvd|Row|Mews|Hill|Park|Walk|Parade)\b\.?"
+)
+_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b")
+# "I'm Jo Bloggs": the introduction in any case, the name capitalised
+_GIVEN_NAME = re.compile(
+    r"((?i:\b(?:my name is|my name['’]s|i am|i['’]?m|call me|name:))\s+)"
+    r"([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)?)"
+)
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def _words(values: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern matching any of ``values`` as a whole word (Unicode-aware, any case)."""
+    values = sorted({v for v in values if v}, key=len, reverse=True)
+    if not values:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(v) for v in values) + r")(?!\w)",
+                      re.I)
 
 
 class _Personal:
@@ -32,17 +65,12 @@ class _Personal:
     def add(self, *values: str | None) -> None:
         with self._lock:
             for value in values:
-                if value and len(value.strip()) >= 3:
+                if value and len(value.strip()) >= 2:
                     self._values[value.strip()] = None
                     self._values.move_to_end(value.strip())
             while len(self._values) > self._size:
                 self._values.popitem(last=False)
-            self._pattern = (
-                re.compile("|".join(re.escape(v) for v in sorted(self._values, key=len,
-                                                                 reverse=True)), re.I)
-                if self._values
-                else None
-            )
+            self._pattern = _words(self._values)
 
     def mask(self, text: str) -> str:
         pattern = self._pattern
@@ -63,9 +91,35 @@ def _phone(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
+    """What every log line passes: personal values, emails, phones, query strings."""
     text = personal.mask(text)
     text = _EMAIL.sub("[email]", text)
+    text = _QUERY.sub(r"\1", text)
     return _PHONE.sub(_phone, text)
+
+
+def scrub(text: str, names: Iterable[str | None] = (),
+          values: Iterable[str | None] = ()) -> str:
+    """Patient text with its personal details masked: ``names`` (and each of their words)
+    and ``values`` (e.g. a booking's email and phone) as whole words, a name the patient
+    introduces ("I'm …"), registered personal values, emails, URLs, phone numbers, street
+    addresses, postcodes and runs of six or more digits."""
+    text = _EMAIL.sub("[email]", text)
+    text = _URL.sub("[url]", text)
+    text = _PHONE.sub(_phone, text)
+    named = [n.strip() for n in names if n and n.strip()]
+    pattern = _words([*named, *(w for n in named for w in re.split(r"[\s,]+", n)
+                                if len(w) >= 2)])
+    if pattern:
+        text = pattern.sub("[name]", text)
+    pattern = _words(v.strip() for v in values if v and v.strip())
+    if pattern:
+        text = pattern.sub("[personal]", text)
+    text = personal.mask(text)
+    text = _GIVEN_NAME.sub(lambda m: m.group(1) + "[name]", text)
+    text = _STREET.sub("[address]", text)
+    text = _POSTCODE.sub("[postcode]", text)
+    return _DIGITS.sub("[number]", text)
 
 
 class RedactingFilter(logging.Filter):
@@ -86,6 +140,36 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class AccessLog:
+    """ASGI middleware: one line per request with its method, path (never its query
+    string), status and milliseconds; in place of the server's own access log."""
+
+    def __init__(self, app, logger: str = "scarguide.access") -> None:
+        self.app = app
+        self.log = logging.getLogger(logger)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            ms = round((time.perf_counter() - started) * 1000, 1)
+            # "in" keeps the status and the time apart: together they would read as a phone
+            self.log.info("%s %s %d in %.0f ms", scope["method"], scope["path"], status, ms,
+                          extra={"method": scope["method"], "path": scope["path"],
+                                 "status": status, "ms": ms})
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -93,6 +177,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker, when several serve
         }
         entry.update(
             {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}

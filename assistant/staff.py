@@ -15,7 +15,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Integer, Text, case, cast, delete, func, or_, select
 
 from assistant.errors import InputError, ScarguideError
 from assistant.records import AnswerRecord
@@ -36,7 +36,8 @@ from assistant.store import (
 from assistant.verify import cosine
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-PROBLEM_STATUSES = ("not_in_guide", "urgent", "declined")
+# failed: the answer broke off (the model or the database failed); the patient got an error
+PROBLEM_STATUSES = ("not_in_guide", "urgent", "declined", "failed")
 
 
 class AuthError(ScarguideError):
@@ -58,6 +59,51 @@ def faithfulness(record: dict[str, Any]) -> float | None:
     if not verdicts:
         return None
     return sum(bool(v.get("supported")) for v in verdicts) / len(verdicts)
+
+
+def _problems(down: int, review: str | None, dropped: int, fallback: bool, status: str) -> int:
+    """How much a turn needs attention (what the queue orders by, see :func:`_signals`)."""
+    return (3 * down + 3 * (review == "incorrect") + dropped + fallback
+            + (2 if status == "urgent" else 1 if status in PROBLEM_STATUSES else 0))
+
+
+@dataclass
+class _Signals:
+    down: Any
+    review: Any
+    dropped: Any
+    supported: Any
+    problems: Any
+
+
+def _count(haystack, needle: str):
+    """Occurrences of ``needle`` in ``haystack`` (portable SQL: length, replace and an
+    integer division, which both SQLite and PostgreSQL do on two integers)."""
+    removed = func.length(haystack) - func.length(func.replace(haystack, needle, ""))
+    return removed.self_group().op("/", return_type=Integer)(len(needle))
+
+
+def _signals() -> _Signals:
+    """The queue's signals as SQL over a turn's row, the same on SQLite and PostgreSQL.
+
+    The record is JSON; its text is searched, not its structure: a key with its value
+    (``"supported":false``) cannot come from a string inside it, where quotes are escaped.
+    The text is read without the space after a colon, whatever the serialiser wrote."""
+    down = (select(func.count()).select_from(FeedbackRow)
+            .where(FeedbackRow.session_id == TurnRow.session_id,
+                   FeedbackRow.turn == TurnRow.turn, FeedbackRow.rating == "down")
+            .correlate(TurnRow).scalar_subquery())
+    review = (select(ReviewRow.verdict).where(ReviewRow.turn_id == TurnRow.id)
+              .order_by(ReviewRow.id.desc()).limit(1).correlate(TurnRow).scalar_subquery())
+    record = func.replace(cast(TurnRow.record, Text), '": ', '":')
+    dropped = _count(record, '"supported":false')
+    supported = _count(record, '"supported":true')
+    fallback = case((record.like('%"source":"prior"%'), 1), else_=0)
+    weight = case((TurnRow.status == "urgent", 2),
+                  (TurnRow.status.in_(PROBLEM_STATUSES), 1), else_=0)
+    problems = (3 * down + case((review == "incorrect", 3), else_=0) + dropped + fallback
+                + weight)
+    return _Signals(down, review, dropped, supported, problems)
 
 
 class StaffDesk:
@@ -170,61 +216,53 @@ class StaffDesk:
         text: str | None = None,
         order: str = "problems",
         limit: int = 200,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Turns with what makes them need attention; most problematic (then newest) first,
-        or newest first with ``order="newest"``."""
+        """One page of turns with what makes them need attention; most problematic (then
+        newest) first, or newest first with ``order="newest"``. Every filter and the
+        order run in the database, before ``limit`` and ``offset``."""
+        signals = _signals()
+        query = select(TurnRow, signals.down, signals.review)
+        if status:
+            query = query.where(TurnRow.status == status)
+        if since:
+            try:
+                moment = datetime.fromisoformat(since).replace(tzinfo=UTC)
+            except ValueError:
+                raise InputError("The date must look like 2026-11-26.") from None
+            query = query.where(TurnRow.created_at >= moment)
+        if text and text.strip():
+            like = "%" + re.sub(r"([\\%_])", r"\\\1", text.strip()) + "%"
+            query = query.where(or_(TurnRow.question.ilike(like, escape="\\"),
+                                    TurnRow.answer.ilike(like, escape="\\"),
+                                    TurnRow.standalone_question.ilike(like, escape="\\")))
+        if thumbs_down:
+            query = query.where(signals.down > 0)
+        if dropped:
+            query = query.where(signals.dropped > 0)
+        if low_faithfulness:  # supported / verdicts < 0.5
+            query = query.where(signals.supported < signals.dropped)
+        if order == "newest":
+            query = query.order_by(TurnRow.id.desc())
+        else:
+            query = query.order_by(signals.problems.desc(), TurnRow.id.desc())
         with self.store._tx() as db:
-            query = select(TurnRow).order_by(TurnRow.id.desc())
-            if status:
-                query = query.where(TurnRow.status == status)
-            if since:
-                try:
-                    moment = datetime.fromisoformat(since).replace(tzinfo=UTC)
-                except ValueError:
-                    raise InputError("The date must look like 2026-11-26.") from None
-                query = query.where(TurnRow.created_at >= moment)
-            if text:
-                like = f"%{text.strip()}%"
-                query = query.where(or_(TurnRow.question.ilike(like), TurnRow.answer.ilike(like),
-                                        TurnRow.standalone_question.ilike(like)))
-            rows = list(db.scalars(query.limit(2000)))
-            ids = [r.id for r in rows]
-            downs: dict[tuple[str, int], int] = {}
-            for f in db.scalars(select(FeedbackRow).where(FeedbackRow.rating == "down")):
-                downs[(f.session_id, f.turn)] = downs.get((f.session_id, f.turn), 0) + 1
-            reviews: dict[int, str] = {}
-            if ids:
-                for r in db.scalars(select(ReviewRow).where(ReviewRow.turn_id.in_(ids))
-                                    .order_by(ReviewRow.id)):
-                    reviews[r.turn_id] = r.verdict
+            rows = db.execute(query.limit(max(1, limit)).offset(max(0, offset))).all()
         items = []
-        for row in rows:
+        for row, down, review in rows:
             record = row.record or {}
             dropped_n = sum(not v.get("supported") for v in record.get("verdicts") or [])
-            faith = faithfulness(record)
-            down = downs.get((row.session_id, row.turn), 0)
-            review = reviews.get(row.id)
-            if thumbs_down and not down:
-                continue
-            if dropped and not dropped_n:
-                continue
-            if low_faithfulness and (faith is None or faith >= 0.5):
-                continue
             fallback = (record.get("choice") or {}).get("source") == "prior"
-            problems = (3 * down + 3 * (review == "incorrect") + dropped_n + fallback
-                        + (2 if row.status == "urgent" else 1 if row.status in PROBLEM_STATUSES
-                           else 0))
             items.append({
                 "id": row.id, "session_id": row.session_id, "turn": row.turn,
                 "status": row.status, "question": row.question, "answer": row.answer,
                 "created_at": _aware(row.created_at).isoformat(timespec="seconds"),
-                "thumbs_down": down, "dropped": dropped_n, "faithfulness": faith,
+                "thumbs_down": down, "dropped": dropped_n, "faithfulness": faithfulness(record),
                 "fallback": fallback, "coverage": record.get("coverage"),
-                "review": review, "problems": problems,
+                "review": review, "problems": _problems(down, review, dropped_n, fallback,
+                                                        row.status),
             })
-        if order != "newest":
-            items.sort(key=lambda i: (-i["problems"], -i["id"]))
-        return items[:limit]
+        return items
 
     def turn(self, turn_id: int) -> dict[str, Any] | None:
         with self.store._tx() as db:

@@ -6,7 +6,6 @@ Screenshots go to ``test-artifacts/`` (the ones in ``docs/`` come from this test
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -38,10 +37,7 @@ def server(real_services, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     data_dir = root / "data"
     shared(real_services.settings.data_dir, data_dir)
-    cases = root / "answers.jsonl"
-    shutil.copy(PACKAGE_ROOT / "eval" / "answers.jsonl", cases)
-    env = {"SCARGUIDE_DATA_DIR": str(data_dir), "SCARGUIDE_PROFILE": "default",
-           "SCARGUIDE_STAFF_EVAL_FILE": str(cases)}
+    env = {"SCARGUIDE_DATA_DIR": str(data_dir), "SCARGUIDE_PROFILE": "default"}
     staff = subprocess.run(
         [str(Path(sys.executable).with_name("scarguide")), "staff", "add", "sam",
          "--password-stdin"],
@@ -51,7 +47,6 @@ def server(real_services, tmp_path_factory):
     assert "created" in staff.stdout
     with running(env, root / "server.log", timeout=900) as srv:
         srv.db = data_dir / "scarguide.db"
-        srv.cases = cases
         yield srv
 
 
@@ -177,9 +172,11 @@ def test_xss_payloads_render_inert(server):
 
 
 def test_staff_find_a_thumbs_down_answer_and_add_it_to_the_eval_set(server):
-    from assistant.evals.answers import load_cases
+    from assistant.evals.harness import stored_cases
+    from assistant.store import Store
 
-    before = len(load_cases(server.cases))
+    store = Store(f"sqlite:///{server.db}")
+    before = len(stored_cases(store))
     with browser_page(ARTIFACTS, width=1250, height=1000) as page:
         page.goto(server.url + "/")
         ask(page, "what are rolling scars?")
@@ -211,5 +208,5 @@ def test_staff_find_a_thumbs_down_answer_and_add_it_to_the_eval_set(server):
         expect(page.locator(".flash")).to_contain_text("Added case")
         shot(page, "7-staff-turn")
 
-    cases = load_cases(server.cases)
+    cases = stored_cases(store)  # in the database, not in a tracked file
     assert len(cases) == before + 1 and cases[-1].conversation == ["what are rolling scars?"]

@@ -4,6 +4,10 @@ Behind a login (accounts from ``scarguide staff add``; no default account). The 
 is a random token in an HttpOnly, SameSite=Strict cookie, stored hashed with an expiry;
 every form carries a CSRF token tied to the session (the login form a double-submit one).
 Without a session, pages redirect to the login and ``/staff/api`` answers 401.
+
+Nothing here blocks the event loop: the ``async`` handlers only read the form there;
+sessions, the database and the templates are used in the thread pool (the plain ``def``
+handlers run there whole).
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import hmac
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
+from fastapi import Path as InPath
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -27,7 +32,10 @@ from assistant.store import BOOKING_STATUSES
 
 COOKIE = "sg_staff"
 LOGIN_CSRF_COOKIE = "sg_login_csrf"
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "staff"
+# a turn's id is a SQL integer (32 bits on PostgreSQL): larger ones are a 422, not a 503
+TurnId = Annotated[int, InPath(ge=1, le=2**31 - 1)]
 
 
 class NotLoggedIn(Exception):
@@ -40,7 +48,9 @@ class CsrfError(Exception):
 
 def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
-    logins = RateLimiter(settings.staff_login_rate_limit)  # per client address
+    # per client address, shared by the workers like the patients' limit
+    logins = RateLimiter(settings.staff_login_rate_limit, settings.rate_limit_storage,
+                         services.store)
     router = APIRouter(prefix="/staff", include_in_schema=False)
 
     def page(name: str, login: Login | None, status: int = 200, **values: Any) -> HTMLResponse:
@@ -59,10 +69,15 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
             raise NotLoggedIn
         return login
 
+    async def logged_in(request: Request) -> Login:
+        return await run_in_threadpool(current, request)
+
     async def form_of(request: Request, login: Login) -> dict[str, str]:
+        """The posted form, once its CSRF token is the session's (read after the session
+        is known: nobody else makes the server parse a body)."""
         form = await request.form()
         given = str(form.get("csrf", ""))
-        if not hmac.compare_digest(given, login.csrf):
+        if not hmac.compare_digest(given.encode(), login.csrf.encode()):
             raise CsrfError("CSRF token missing or wrong")
         return {k: str(v) for k, v in form.items()}
 
@@ -90,17 +105,18 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        form = await request.form()
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        return await run_in_threadpool(log_in, request, form)
+
+    def log_in(request: Request, form: dict[str, str]) -> Response:
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        if not expected or not hmac.compare_digest(str(form.get("csrf", "")), expected):
+        if not expected or not hmac.compare_digest(form.get("csrf", "").encode(),
+                                                   expected.encode()):
             return page("login.html", None, status=403, title="Login", csrf=expected,
                         has_users=True, error="The form expired; please try again.")
         try:
             logins.check(request.client.host if request.client else None)
-            # argon2 takes tens of milliseconds: off the event loop
-            token, _login = await run_in_threadpool(
-                desk().login, str(form.get("username", "")), str(form.get("password", ""))
-            )
+            token, _login = desk().login(form.get("username", ""), form.get("password", ""))
         except RateLimitedError as exc:
             return page("login.html", None, status=429, title="Login", csrf=expected,
                         has_users=True, error=exc.patient_message)
@@ -116,40 +132,61 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        login = current(request)
-        await form_of(request, login)
-        desk().logout(request.cookies.get(COOKIE))
+        await form_of(request, await logged_in(request))
+        await run_in_threadpool(desk().logout, request.cookies.get(COOKIE))
         response = RedirectResponse("/staff/login", status_code=303)
         response.delete_cookie(COOKIE, path="/staff")
         return response
+
+    def number(value: str | None, default: int, highest: int) -> int:
+        try:
+            return min(max(1, int(value or default)), highest)
+        except ValueError:
+            return default
 
     def queue_filters(request: Request) -> dict[str, Any]:
         q = request.query_params
         return {"status": q.get("status") or None, "thumbs_down": q.get("thumbs_down") == "1",
                 "dropped": q.get("dropped") == "1", "low": q.get("low") == "1",
                 "since": q.get("since") or None, "q": q.get("q") or None,
-                "order": q.get("order") or "problems"}
+                "order": q.get("order") or "problems",
+                "page": number(q.get("page"), 1, 1_000_000),
+                "per_page": number(q.get("per_page"), PAGE_SIZE, MAX_PAGE_SIZE)}
 
-    def run_queue(f: dict[str, Any]) -> list[dict[str, Any]]:
-        return desk().queue(status=f["status"], thumbs_down=f["thumbs_down"],
-                            dropped=f["dropped"], low_faithfulness=f["low"], since=f["since"],
-                            text=f["q"], order=f["order"])
+    def run_queue(f: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the queue, and whether there is a next one."""
+        size = f["per_page"]
+        items = desk().queue(status=f["status"], thumbs_down=f["thumbs_down"],
+                             dropped=f["dropped"], low_faithfulness=f["low"], since=f["since"],
+                             text=f["q"], order=f["order"], limit=size + 1,
+                             offset=(f["page"] - 1) * size)
+        return items[:size], len(items) > size
+
+    def queue_link(f: dict[str, Any], page_number: int) -> str:
+        values = {"status": f["status"], "thumbs_down": "1" if f["thumbs_down"] else None,
+                  "dropped": "1" if f["dropped"] else None, "low": "1" if f["low"] else None,
+                  "since": f["since"], "q": f["q"], "order": f["order"],
+                  "per_page": f["per_page"] if f["per_page"] != PAGE_SIZE else None,
+                  "page": page_number}
+        return "/staff/queue?" + urlencode({k: v for k, v in values.items() if v})
 
     @router.get("/queue")
     def queue(request: Request) -> Response:
         login = current(request)
         f = queue_filters(request)
         try:
-            items = run_queue(f)
+            items, more = run_queue(f)
             error = None
         except InputError as exc:
-            items, error = [], str(exc)
+            items, more, error = [], False, str(exc)
         return page("queue.html", login, title="Review queue", items=items, f=f,
                     statuses=["answered", *PROBLEM_STATUSES, "handoff"], error=error,
-                    flash=request.query_params.get("flash"))
+                    flash=request.query_params.get("flash"),
+                    previous=queue_link(f, f["page"] - 1) if f["page"] > 1 else None,
+                    next=queue_link(f, f["page"] + 1) if more else None)
 
     @router.get("/turns/{turn_id}")
-    def turn(request: Request, turn_id: int) -> Response:
+    def turn(request: Request, turn_id: TurnId) -> Response:
         login = current(request)
         found = desk().turn(turn_id)
         if found is None:
@@ -159,29 +196,38 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
                     flash=request.query_params.get("flash"))
 
     @router.post("/turns/{turn_id}/review")
-    async def review(request: Request, turn_id: int) -> Response:
-        login = current(request)
+    async def review(request: Request, turn_id: TurnId) -> Response:
+        login = await logged_in(request)
         form = await form_of(request, login)
-        desk().review(login.username, turn_id, form.get("verdict", ""), form.get("note"))
+        await run_in_threadpool(desk().review, login.username, turn_id,
+                                form.get("verdict", ""), form.get("note"))
         return back(f"/staff/turns/{turn_id}", f"Marked {form.get('verdict')}.")
 
     @router.post("/turns/{turn_id}/add-case")
-    async def add_case(request: Request, turn_id: int) -> Response:
+    async def add_case(request: Request, turn_id: TurnId) -> Response:
+        login = await logged_in(request)
+        form = await form_of(request, login)
+        return await run_in_threadpool(add_eval_case, login, turn_id, form)
+
+    def add_eval_case(login: Login, turn_id: int, form: dict[str, str]) -> Response:
+        """The case goes to the database (``eval_cases``), redacted; only
+        ``scarguide eval export-cases`` writes cases to a file."""
+        from assistant.evals.harness import EVAL_CASES_TABLE
         from assistant.evals.harness import add_case as add
 
-        login = current(request)
-        form = await form_of(request, login)
         facts = [line.split("|") for line in form.get("facts", "").splitlines() if line.strip()]
         facts = [[alt.strip() for alt in fact if alt.strip()] for fact in facts]
-        path = settings.staff_eval_file
         try:
-            case = add(services.store, turn_id, path,
+            case = add(services.store, turn_id, None, username=login.username,
                        expected_status=form.get("expected_status") or None, facts=facts)
         except ConfigError as exc:
             return back(f"/staff/turns/{turn_id}", f"Not added: {exc}")
+        where = f"the database table {EVAL_CASES_TABLE}"
         desk().audit(login.username, "eval.add_case", f"turn {turn_id}",
-                     f"{case.id} → {path.name} ({case.expected_status})")
-        return back(f"/staff/turns/{turn_id}", f"Added case {case.id} to {path.name}.")
+                     f"{case.id} → {where}, redacted ({case.expected_status})")
+        return back(f"/staff/turns/{turn_id}",
+                    f"Added case {case.id} to {where}, personal details masked; "
+                    "`scarguide eval export-cases --out FILE` writes the cases to a file.")
 
     @router.get("/bookings")
     def bookings(request: Request) -> Response:
@@ -192,9 +238,10 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
 
     @router.post("/bookings/{reference}/status")
     async def booking_status(request: Request, reference: str) -> Response:
-        login = current(request)
+        login = await logged_in(request)
         form = await form_of(request, login)
-        desk().set_booking_status(login.username, reference, form.get("status", ""))
+        await run_in_threadpool(desk().set_booking_status, login.username, reference,
+                                form.get("status", ""))
         return back("/staff/bookings", f"{reference} is now {form.get('status')}.")
 
     @router.get("/bookings.csv")
@@ -219,11 +266,12 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
     # the JSON API (same session)
     @router.get("/api/turns")
     def api_turns(request: Request) -> Response:
+        """One page (``page``, ``per_page``) of the queue, filtered like ``/staff/queue``."""
         current(request)
-        return JSONResponse(run_queue(queue_filters(request)))
+        return JSONResponse(run_queue(queue_filters(request))[0])
 
     @router.get("/api/turns/{turn_id}")
-    def api_turn(request: Request, turn_id: int) -> Response:
+    def api_turn(request: Request, turn_id: TurnId) -> Response:
         current(request)
         found = desk().turn(turn_id)
         if found is None:
