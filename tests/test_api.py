@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -438,3 +439,25 @@ def test_a_rate_limit_counted_in_the_database_is_shared_by_every_front_desk(tmp_
     for _ in range(5):
         mine.check("10.0.0.1")
         yours.check("10.0.0.1")
+
+
+def test_the_servers_warm_up_and_a_first_patient_compute_the_prefix_once(tmp_path):
+    with make_client(tmp_path, SUBCISION_CHOICE) as client:
+        runtime = client.app.state.runtime
+        assistant = runtime.desk().assistant
+        assistant.prefix_source = "cold"
+        calls = []
+
+        def slow_warm():  # stands in for processing the guide prefix (seconds)
+            calls.append(1)
+            time.sleep(1.5)
+            assistant.prefix_source = "computed"
+            return 1.5
+
+        assistant.warm = slow_warm
+        warming = threading.Thread(target=runtime.warm)
+        warming.start()
+        time.sleep(0.05)  # a patient arrives while the server warms up
+        assert client.post("/api/chat", json={"message": "what is subcision?"}).status_code == 200
+        warming.join(10)
+        assert calls == [1] and runtime.warm_seconds is not None

@@ -96,11 +96,13 @@ def test_login_wrong_password_csrf_cookie_and_logout(staff):
 
 
 def test_a_session_expires(tmp_path):
-    with make_client(tmp_path, staff_session_hours=0.001) as client:  # about 3.6 s
+    # about 10.8 s: room for a slow password hash on a busy machine before the first check
+    with make_client(tmp_path, staff_session_hours=0.003) as client:
         client.app.state.staff.add_user("sam", PASSWORD)
         assert login(client).status_code == 303
+        logged_in = time.monotonic()
         assert client.get("/staff/api/turns").status_code == 200
-        time.sleep(4.0)
+        time.sleep(max(0.0, logged_in + 11.5 - time.monotonic()))
         assert client.get("/staff/api/turns").status_code == 401
 
 
