@@ -25,6 +25,7 @@ from assistant.store import (
     BookingRow,
     FeedbackRow,
     ReviewRow,
+    SessionRow,
     StaffSessionRow,
     StaffUserRow,
     Store,
@@ -38,6 +39,53 @@ from assistant.verify import cosine
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 # failed: the answer broke off (the model or the database failed); the patient got an error
 PROBLEM_STATUSES = ("not_in_guide", "urgent", "declined", "failed")
+# what staff read for each turn status (the raw code stays in the page, for filtering)
+STATUS_LABELS = {
+    "answered": "Answered",
+    "not_in_guide": "Not in the guide",
+    "urgent": "Urgent — routed",
+    "declined": "Declined (dose/diagnosis)",
+    "handoff": "Handed off",
+    "failed": "Failed (error)",
+}
+TURN_STATUSES = tuple(STATUS_LABELS)
+BOOKING_LABELS = {"new": "New", "contacted": "Contacted", "booked": "Booked",
+                  "closed": "Closed"}
+# a conversation's id: what new_session_id makes (token_urlsafe), at most the column's 64
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# a phone number as staff may type it: digits and the usual separators
+_PHONE_QUERY = re.compile(r"^[\d\s()+./-]+$")
+
+
+def status_label(status: str | None) -> str:
+    return STATUS_LABELS.get(status or "", status or "")
+
+
+def booking_label(status: str | None) -> str:
+    return BOOKING_LABELS.get(status or "", status or "")
+
+
+def search_pattern(text: str | None) -> re.Pattern[str] | None:
+    """The text filter as a literal, case-insensitive pattern (what the SQL ``ILIKE`` of
+    :func:`_like` finds, over the same stripped text); None without one."""
+    needle = (text or "").strip()
+    return re.compile(re.escape(needle), re.IGNORECASE) if needle else None
+
+
+def _like(text: str) -> str:
+    """``%text%`` for ``ILIKE ... ESCAPE '\\'``: the search's own % _ and \\ are literal."""
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text.strip()) + "%"
+
+
+def _digits(column):
+    """The column with a phone number's usual separators taken out (portable SQL)."""
+    for separator in (" ", "-", "(", ")", ".", "+", "/"):
+        column = func.replace(column, separator, "")
+    return column
+
+
+def _iso(moment: datetime) -> str:
+    return _aware(moment).isoformat(timespec="seconds")
 
 
 class AuthError(ScarguideError):
@@ -232,7 +280,7 @@ class StaffDesk:
                 raise InputError("The date must look like 2026-11-26.") from None
             query = query.where(TurnRow.created_at >= moment)
         if text and text.strip():
-            like = "%" + re.sub(r"([\\%_])", r"\\\1", text.strip()) + "%"
+            like = _like(text)
             query = query.where(or_(TurnRow.question.ilike(like, escape="\\"),
                                     TurnRow.answer.ilike(like, escape="\\"),
                                     TurnRow.standalone_question.ilike(like, escape="\\")))
@@ -248,6 +296,7 @@ class StaffDesk:
             query = query.order_by(signals.problems.desc(), TurnRow.id.desc())
         with self.store._tx() as db:
             rows = db.execute(query.limit(max(1, limit)).offset(max(0, offset))).all()
+        pattern = search_pattern(text)
         items = []
         for row, down, review in rows:
             record = row.record or {}
@@ -255,12 +304,19 @@ class StaffDesk:
             fallback = (record.get("choice") or {}).get("source") == "prior"
             items.append({
                 "id": row.id, "session_id": row.session_id, "turn": row.turn,
-                "status": row.status, "question": row.question, "answer": row.answer,
+                "status": row.status, "label": status_label(row.status),
+                "question": row.question, "standalone_question": row.standalone_question,
+                "answer": row.answer,
                 "created_at": _aware(row.created_at).isoformat(timespec="seconds"),
                 "thumbs_down": down, "dropped": dropped_n, "faithfulness": faithfulness(record),
                 "fallback": fallback, "coverage": record.get("coverage"),
                 "review": review, "problems": _problems(down, review, dropped_n, fallback,
                                                         row.status),
+                # why the row is here under a text filter: the fields the text is in
+                "matched": [name for name, value in (("question", row.question),
+                                                     ("answer", row.answer),
+                                                     ("rewrite", row.standalone_question))
+                            if pattern and value and pattern.search(value)],
             })
         return items
 
@@ -296,12 +352,87 @@ class StaffDesk:
 
     # -- bookings ---------------------------------------------------------------------
 
-    def bookings(self, status: str | None = None) -> list[dict[str, Any]]:
+    def bookings(self, status: str | None = None, text: str | None = None,
+                 limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """Bookings, newest first: of one status, and/or with ``text`` in the name, email,
+        phone, reference or concern (case-insensitive; a phone number also without its
+        spaces, dashes, brackets or dots). Filtered in the database, then paged when
+        ``limit`` is given."""
+        query = select(BookingRow).order_by(BookingRow.id.desc())
+        if status:
+            query = query.where(BookingRow.status == status)
+        if text and text.strip():
+            like = _like(text)
+            found = [column.ilike(like, escape="\\") for column in (
+                BookingRow.name, BookingRow.email, BookingRow.phone, BookingRow.reference,
+                BookingRow.concern)]
+            digits = re.sub(r"\D", "", text)
+            if len(digits) >= 3 and _PHONE_QUERY.match(text.strip()):
+                found.append(_digits(BookingRow.phone).like(f"%{digits}%"))
+            query = query.where(or_(*found))
+        if limit is not None:
+            query = query.limit(max(1, limit)).offset(max(0, offset))
         with self.store._tx() as db:
-            query = select(BookingRow).order_by(BookingRow.id.desc())
-            if status:
-                query = query.where(BookingRow.status == status)
             return [_booking(r) for r in db.scalars(query)]
+
+    # -- a whole conversation ---------------------------------------------------------
+
+    def conversation(self, session_id: str) -> dict[str, Any] | None:
+        """Every turn of a conversation in order, each with its status, question (and the
+        standalone rewrite), the shown answer, its citations' sections, the patient's
+        feedback on it and the staff reviews; and the bookings made from it. None when
+        there is no such conversation (or it was purged)."""
+        with self.store._tx() as db:
+            session = db.get(SessionRow, session_id)
+            if session is None:
+                return None
+            rows = db.scalars(select(TurnRow).where(TurnRow.session_id == session_id)
+                              .order_by(TurnRow.turn, TurnRow.id)).all()
+            feedback = db.scalars(select(FeedbackRow)
+                                  .where(FeedbackRow.session_id == session_id)
+                                  .order_by(FeedbackRow.id)).all()
+            reviews = db.scalars(select(ReviewRow)
+                                 .join(TurnRow, ReviewRow.turn_id == TurnRow.id)
+                                 .where(TurnRow.session_id == session_id)
+                                 .order_by(ReviewRow.id)).all()
+            bookings = db.scalars(select(BookingRow).where(BookingRow.session_id == session_id)
+                                  .order_by(BookingRow.id)).all()
+            on_turn: dict[int, list[dict[str, Any]]] = {}
+            for f in feedback:
+                on_turn.setdefault(f.turn, []).append(
+                    {"rating": f.rating, "comment": f.comment, "at": _iso(f.created_at)})
+            reviewed: dict[int, list[dict[str, Any]]] = {}
+            for r in reviews:
+                reviewed.setdefault(r.turn_id, []).append(
+                    {"verdict": r.verdict, "note": r.note, "username": r.username,
+                     "at": _iso(r.created_at)})
+            turns = []
+            for row in rows:
+                record = row.record or {}
+                citations = [{"n": c.get("n"), "section": c.get("section")}
+                             for c in record.get("citations") or []]
+                rewrite = row.standalone_question
+                turns.append({
+                    "id": row.id, "turn": row.turn, "status": row.status,
+                    "label": status_label(row.status), "created_at": _iso(row.created_at),
+                    "question": row.question,
+                    "standalone_question": rewrite if rewrite != row.question else None,
+                    "notice": record.get("notice"), "answer": row.answer,
+                    "error": record.get("error"), "citations": citations,
+                    "sections": list(dict.fromkeys(c["section"] for c in citations
+                                                   if c["section"])),
+                    "feedback": on_turn.pop(row.turn, []),
+                    "reviews": reviewed.get(row.id, []),
+                    "review": (reviewed.get(row.id) or [None])[-1],
+                })
+            return {
+                "session_id": session.id, "created_at": _iso(session.created_at),
+                "updated_at": _iso(session.updated_at), "ended": bool(session.ended),
+                "turns": turns, "bookings": [_booking(b) for b in bookings],
+                # feedback on a turn number that was never stored (kept, not lost)
+                "other_feedback": [f | {"turn": n} for n, fs in sorted(on_turn.items())
+                                   for f in fs],
+            }
 
     def set_booking_status(self, username: str, reference: str, status: str) -> None:
         if status not in BOOKING_STATUSES:

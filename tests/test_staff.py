@@ -66,10 +66,12 @@ def test_without_an_account_the_console_says_how_to_create_one(staff):
 
 def test_nothing_is_reachable_without_a_session(staff):
     for path in ("/staff", "/staff/queue", "/staff/turns/1", "/staff/bookings",
-                 "/staff/bookings.csv", "/staff/gaps", "/staff/audit"):
+                 "/staff/bookings?q=sam", "/staff/conversations/abc", "/staff/bookings.csv",
+                 "/staff/gaps", "/staff/audit"):
         r = staff.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/staff/login", path
-    for path in ("/staff/api/turns", "/staff/api/turns/1", "/staff/api/bookings"):
+    for path in ("/staff/api/turns", "/staff/api/turns/1", "/staff/api/bookings",
+                 "/staff/api/conversations/abc"):
         r = staff.get(path)
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
     r = staff.post("/staff/turns/1/review", data={"verdict": "correct"}, follow_redirects=False)

@@ -15,19 +15,31 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi import Path as InPath
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from assistant.errors import ConfigError, InputError, RateLimitedError
 from assistant.frontdesk import RateLimiter
-from assistant.staff import PROBLEM_STATUSES, AuthError, Login, StaffDesk
+from assistant.staff import (
+    PROBLEM_STATUSES,
+    SESSION_ID_PATTERN,
+    TURN_STATUSES,
+    AuthError,
+    Login,
+    StaffDesk,
+    booking_label,
+    search_pattern,
+    status_label,
+)
 from assistant.store import BOOKING_STATUSES
 
 COOKIE = "sg_staff"
@@ -36,6 +48,82 @@ PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "staff"
 # a turn's id is a SQL integer (32 bits on PostgreSQL): larger ones are a 422, not a 503
 TurnId = Annotated[int, InPath(ge=1, le=2**31 - 1)]
+# a conversation's id: anything else is a 422 before any handler runs
+SessionId = Annotated[str, InPath(pattern=SESSION_ID_PATTERN)]
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_BOOKING_LIST_KEYS = ("q", "status", "page", "per_page")
+
+
+# -- what the templates show (every fragment escaped before it is marked up) -----------
+
+def highlight(text: str | None, query: str | None) -> Markup:
+    """``text`` escaped, with every case-insensitive occurrence of the filter's text in a
+    ``<mark>``. The text is split on the matches first and each piece is escaped on its
+    own, so a search never matches inside an entity (``lt`` in ``&lt;``) and markup in
+    the text, matched or not, stays text."""
+    text = text or ""
+    pattern = search_pattern(query)
+    if pattern is None:
+        return escape(text)
+    out, last = [], 0
+    for found in pattern.finditer(text):
+        out += [escape(text[last:found.start()]),
+                Markup("<mark>%s</mark>") % found.group()]
+        last = found.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
+
+
+def excerpt(text: str | None, query: str | None, width: int = 160) -> str:
+    """At most ``width`` characters of ``text``: its start, or around the first match of
+    the filter's text when that lies further on (with … where text was cut)."""
+    text = text or ""
+    if len(text) <= width:
+        return text
+    pattern = search_pattern(query)
+    found = pattern.search(text) if pattern else None
+    start = 0
+    if found and found.end() > width:
+        start = max(0, min(found.start() - width // 4, len(text) - width))
+    end = min(len(text), start + width)
+    return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+
+
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def when(value: Any) -> Markup:
+    """``<time datetime="ISO">2 Dec 2026, 14:05 UTC</time>``: readable in UTC without
+    JavaScript; the page's script rewrites it to the browser's local time."""
+    moment = _moment(value) if value else None
+    if moment is None:
+        return escape(value or "–")
+    readable = (f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}, "
+                f"{moment:%H:%M} UTC")
+    return Markup('<time datetime="%s" title="%s">%s</time>') % (
+        moment.isoformat(timespec="seconds"), moment.isoformat(timespec="seconds"), readable)
+
+
+def status_tag(status: str | None) -> Markup:
+    """A turn's status as staff read it; the code stays in the class, ``data-status`` and
+    the title."""
+    code = status or ""
+    return Markup('<span class="tag status %s" data-status="%s" title="status: %s">%s</span>'
+                  ) % (code, code, code, status_label(code))
+
+
+def booking_tag(status: str | None) -> Markup:
+    code = status or ""
+    return Markup('<span class="tag booking %s" data-status="%s" title="status: %s">%s</span>'
+                  ) % (code, code, code, booking_label(code))
 
 
 class NotLoggedIn(Exception):
@@ -48,18 +136,24 @@ class CsrfError(Exception):
 
 def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+    env.filters.update(highlight=highlight, excerpt=excerpt, when=when, status=status_tag,
+                       booking_status=booking_tag, status_label=status_label,
+                       booking_label=booking_label)
     # per client address, shared by the workers like the patients' limit
     logins = RateLimiter(settings.staff_login_rate_limit, settings.rate_limit_storage,
                          services.store)
     router = APIRouter(prefix="/staff", include_in_schema=False)
 
     def page(name: str, login: Login | None, status: int = 200, **values: Any) -> HTMLResponse:
-        body = env.get_template(name).render(login=login, **values)
+        # the one inline script (local times) runs by its nonce; no other script does
+        nonce = secrets.token_urlsafe(16)
+        body = env.get_template(name).render(login=login, nonce=nonce, **values)
         response = HTMLResponse(body, status_code=status)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'"
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+            f"script-src 'nonce-{nonce}'; form-action 'self'"
         )
         return response
 
@@ -193,7 +287,17 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
             return page("base.html", login, status=404, title="Not found",
                         error=f"No answer {turn_id}.")
         return page("turn.html", login, title=f"Answer {turn_id}", t=found,
+                    statuses=[s for s in TURN_STATUSES if s != "failed"],
                     flash=request.query_params.get("flash"))
+
+    @router.get("/conversations/{session_id}")
+    def conversation(request: Request, session_id: SessionId) -> Response:
+        login = current(request)
+        found = desk().conversation(session_id)
+        if found is None:
+            return page("base.html", login, status=404, title="Not found",
+                        error=f"No conversation {session_id} (it may have been purged).")
+        return page("conversation.html", login, title=f"Conversation {session_id}", c=found)
 
     @router.post("/turns/{turn_id}/review")
     async def review(request: Request, turn_id: TurnId) -> Response:
@@ -229,12 +333,37 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
                     f"Added case {case.id} to {where}, personal details masked; "
                     "`scarguide eval export-cases --out FILE` writes the cases to a file.")
 
+    def booking_filters(values) -> dict[str, Any]:
+        return {"status": values.get("status") or None, "q": values.get("q") or None,
+                "page": number(values.get("page"), 1, 1_000_000),
+                "per_page": number(values.get("per_page"), PAGE_SIZE, MAX_PAGE_SIZE)}
+
+    def run_bookings(f: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the bookings, and whether there is a next one."""
+        size = f["per_page"]
+        items = desk().bookings(f["status"], f["q"], limit=size + 1,
+                                offset=(f["page"] - 1) * size)
+        return items[:size], len(items) > size
+
+    def bookings_link(f: dict[str, Any], page_number: int | None = None) -> str:
+        values = {"q": f["q"], "status": f["status"],
+                  "per_page": f["per_page"] if f["per_page"] != PAGE_SIZE else None,
+                  "page": page_number if page_number is not None else f["page"]}
+        values["page"] = values["page"] if values["page"] != 1 else None
+        query = urlencode({k: v for k, v in values.items() if v})
+        return "/staff/bookings" + ("?" + query if query else "")
+
     @router.get("/bookings")
     def bookings(request: Request) -> Response:
         login = current(request)
-        status = request.query_params.get("status") or None
-        return page("bookings.html", login, title="Bookings", items=desk().bookings(status),
-                    statuses=BOOKING_STATUSES, flash=request.query_params.get("flash"))
+        f = booking_filters(request.query_params)
+        items, more = run_bookings(f)
+        here = bookings_link(f)
+        return page("bookings.html", login, title="Bookings", items=items, f=f,
+                    statuses=BOOKING_STATUSES, flash=request.query_params.get("flash"),
+                    here=here.partition("?")[2],
+                    previous=bookings_link(f, f["page"] - 1) if f["page"] > 1 else None,
+                    next=bookings_link(f, f["page"] + 1) if more else None)
 
     @router.post("/bookings/{reference}/status")
     async def booking_status(request: Request, reference: str) -> Response:
@@ -242,7 +371,11 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
         form = await form_of(request, login)
         await run_in_threadpool(desk().set_booking_status, login.username, reference,
                                 form.get("status", ""))
-        return back("/staff/bookings", f"{reference} is now {form.get('status')}.")
+        # back to the list as it was (its own filters only: never a path from the form)
+        listed = dict(parse_qsl(form.get("list", "")))
+        target = bookings_link(booking_filters({k: v for k, v in listed.items()
+                                                if k in _BOOKING_LIST_KEYS}))
+        return back(target, f"{reference} is now {booking_label(form.get('status'))}.")
 
     @router.get("/bookings.csv")
     def bookings_csv(request: Request) -> Response:
@@ -279,10 +412,22 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
                                 status_code=404)
         return JSONResponse(found | {"record": found["record"].model_dump(mode="json")})
 
+    @router.get("/api/conversations/{session_id}")
+    def api_conversation(request: Request, session_id: SessionId) -> Response:
+        current(request)
+        found = desk().conversation(session_id)
+        if found is None:
+            return JSONResponse({"error": {"code": "not_found",
+                                           "message": "No such conversation."}},
+                                status_code=404)
+        return JSONResponse(found)
+
     @router.get("/api/bookings")
     def api_bookings(request: Request) -> Response:
+        """One page (``page``, ``per_page``) of the bookings, searched (``q``) and filtered
+        (``status``) like ``/staff/bookings``."""
         current(request)
-        return JSONResponse(desk().bookings(request.query_params.get("status") or None))
+        return JSONResponse(run_bookings(booking_filters(request.query_params))[0])
 
     return router
 
