@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -47,6 +48,10 @@ def server(real_services, tmp_path_factory):
     assert "created" in staff.stdout
     with running(env, root / "server.log", timeout=900) as srv:
         srv.db = data_dir / "scarguide.db"
+        guide = httpx.get(srv.url + "/guide", timeout=30)
+        assert guide.status_code == 200 and "<main" in guide.text, (
+            "the server does not serve the guide page: create_app must include "
+            "assistant.web.guide.guide_router before the Gradio mount at /")
         yield srv
 
 
@@ -57,6 +62,29 @@ def shot(page, name: str) -> None:
 def ask(page, question: str) -> None:
     page.get_by_label("Your question").fill(question)
     page.get_by_role("button", name="Send", exact=True).click()
+
+
+def in_view(page, locator) -> bool:
+    """Is the element wholly inside the viewport (above the fold)?"""
+    box = locator.bounding_box()
+    size = page.viewport_size
+    return (box is not None and box["x"] >= 0 and box["y"] >= 0
+            and box["x"] + box["width"] <= size["width"]
+            and box["y"] + box["height"] <= size["height"])
+
+
+def overlaps_view(page, locator) -> bool:
+    box = locator.bounding_box()
+    return box is not None and box["y"] < page.viewport_size["height"] and (
+        box["y"] + box["height"] > 0)
+
+
+def shown_once(page, text: str) -> bool:
+    return page.locator("body").inner_text().count(text) == 1
+
+
+def suggestions(page) -> list[str]:
+    return [t.strip() for t in page.locator("#nearby button.suggestion:visible").all_inner_texts()]
 
 
 def test_patient_asks_opens_sources_meets_a_gap_and_books(server):
@@ -74,19 +102,46 @@ def test_patient_asks_opens_sources_meets_a_gap_and_books(server):
         panel.wait_for()
         assert "Acne marks vs. acne scars" in panel.inner_text()
         assert "“" in panel.inner_text()  # the exact quote
+        # the source's section links to its place in the guide page
+        assert panel.locator("a[href^='/guide#']").count() >= 1
         shot(page, "1-answer-with-sources")
 
+        # the [1] marker opens its source at its place in the guide, in a new tab
+        marker = page.locator("#chat [data-testid=bot] a", has_text="[1]").first
+        href = marker.get_attribute("href")
+        target = href.split("#", 1)[1].split(":~:")[0]
+        assert marker.get_attribute("target") == "_blank"
+        with page.context.expect_page() as opened:
+            marker.click()
+        guide = opened.value
+        guide.wait_for_load_state()
+        guide.wait_for_function("() => window.scrollY > 0")  # scrolled to the passage
+        assert guide.url.startswith(server.url + "/guide#" + target)
+        assert guide.locator("html").get_attribute("lang") == "en"
+        passage = guide.locator(f"[id='{target}']")
+        assert overlaps_view(guide, passage), passage.bounding_box()
+        assert "acne marks" in passage.inner_text().lower()
+        assert guide.get_by_role("heading", name="Acne marks vs. acne scars").count() == 1
+        guide.screenshot(path=str(ARTIFACTS / "8-source-in-guide.png"))  # as the patient sees it
+        guide.close()
+        assert page.locator("#chat [data-testid=user]").count() == 1  # the chat is as it was
+
         ask(page, "Does my health insurance pay for laser treatment?")
-        page.locator("#not-covered").wait_for()
+        page.locator("#nearby").wait_for()
         # the guide covers lasers, not insurance: what it says about lasers follows, with
         # its sources
         page.locator("#chat .thought-group .title", has_text="Sources").nth(1).wait_for()
         texts = page.locator("#chat [data-testid=bot]").all_inner_texts()
         assert any("Partly covered in the guide" in t and "anything about cost" in t
                    for t in texts), texts
+        assert shown_once(page, "Partly covered in the guide")  # once: no banner repeats it
+        offered = suggestions(page)
+        assert 2 <= len(offered) <= 4 and all(q.endswith("?") for q in offered), offered
+        assert not any("insurance" in q.lower() for q in offered)
         shot(page, "2-not-covered")
 
-        page.get_by_role("button", name="Book a consultation").click()
+        # the booking button beside the suggestions opens the pre-filled form
+        page.locator("#nearby").get_by_role("button", name="Book a consultation").click()
         concern = page.get_by_label("What you would like to discuss (you can edit this)")
         concern.wait_for()
         assert "Acne marks vs. acne scars" in concern.input_value()  # pre-filled summary
@@ -113,6 +168,61 @@ def test_patient_asks_opens_sources_meets_a_gap_and_books(server):
         # a reload of the same tab shows the same conversation
         page.reload()
         page.locator("#chat [data-testid=user]", has_text="acne marks vs scars").wait_for()
+
+
+def test_a_phone_first_screen_asks_a_suggested_question_in_one_click(server):
+    with browser_page(ARTIFACTS, width=390, height=844) as page:
+        page.goto(server.url + "/")
+        send = page.get_by_role("button", name="Send", exact=True)
+        send.wait_for()
+        assert "covers" in page.locator("#covers").inner_text()
+        starters = page.locator("#starters button")
+        assert 3 <= starters.count() <= 5
+        question = page.get_by_role("button", name="What are acne scars?", exact=True)
+        # the question box, Send and the suggestion are above the fold, before any scroll
+        assert page.evaluate("window.scrollY") == 0
+        assert in_view(page, send), send.bounding_box()
+        assert in_view(page, page.get_by_label("Your question")), "question box below the fold"
+        assert in_view(page, question), question.bounding_box()
+        shot_view = ARTIFACTS / "9-phone-first-screen.png"
+        page.screenshot(path=str(shot_view))  # the viewport: what the patient sees first
+        question.click()
+        page.locator("#chat [data-testid=user]", has_text="What are acne scars?").wait_for()
+        page.locator("#chat .thought-group .title", has_text="Sources").first.wait_for()
+        answer = page.locator("#chat [data-testid=bot]").first.inner_text()
+        assert "[1]" in answer and "scar" in answer.lower()
+        assert page.locator("#intro").is_hidden()  # the first screen gives way to the chat
+        shot(page, "10-phone-suggested-answer")
+
+
+def test_a_not_covered_answer_says_so_once_and_offers_topics_and_booking(server):
+    with browser_page(ARTIFACTS, width=390, height=844) as page:
+        page.goto(server.url + "/")
+        ask(page, "can you recommend a good pizza place near me")
+        nearby = page.locator("#nearby")
+        nearby.wait_for()
+        bot = page.locator("#chat [data-testid=bot]").first.inner_text()
+        assert "Not covered in the guide" in bot
+        assert shown_once(page, "Not covered in the guide")
+        assert shown_once(page, "doesn't cover that")
+        offered = suggestions(page)
+        assert 2 <= len(offered) <= 4, offered
+        assert not any("pizza" in q.lower() for q in offered)
+        book = nearby.get_by_role("button", name="Book a consultation")
+        assert book.is_visible()
+        nearby.scroll_into_view_if_needed()
+        shot(page, "11-not-covered-suggestions")
+        # one click asks about one of the guide's topics
+        page.locator("#nearby button.suggestion:visible").first.click()
+        page.locator("#chat [data-testid=user]", has_text=offered[0]).wait_for()
+        page.locator("#chat .thought-group .title", has_text="Sources").first.wait_for()
+        texts = page.locator("#chat [data-testid=bot]").all_inner_texts()
+        # the guide answers its own topic: no second "not covered"
+        assert " ".join(texts).count("covered in the guide") == 1, texts
+        assert nearby.is_hidden()  # the offer went with the answer it followed
+        book = page.locator("#book-btn")
+        book.click()
+        page.get_by_label("Your name").wait_for()
 
 
 def test_tabs_have_their_own_conversations_and_urgent_is_prominent(server):
@@ -142,7 +252,7 @@ def test_tabs_have_their_own_conversations_and_urgent_is_prominent(server):
         page.get_by_label("Your name").wait_for()  # the booking form opened
         other = page.context.new_page()  # a second tab: a conversation of its own
         other.goto(server.url + "/")
-        other.locator("#chat").wait_for()
+        other.locator("#intro").wait_for()  # the first screen: no conversation yet
         assert other.locator("#chat [data-testid=user]").count() == 0
         other.close()
 
@@ -168,6 +278,10 @@ def test_xss_payloads_render_inert(server):
         assert page.locator("#chat a[href^='javascript']").count() == 0
         assert page.locator("#chat script").count() == 0
         assert not [u for u in requests if ":9/" in u]  # no remote image was fetched
+        # the only links in the chat are ours: to the guide page, with no patient text
+        for href in page.locator("#chat a[href]").evaluate_all("els => els.map(e => e.href)"):
+            assert href.startswith(server.url + "/guide#"), href
+            assert "evil" not in href and "pixel" not in href and "xss" not in href
         shot(page, "5-xss-inert")
 
 

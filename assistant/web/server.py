@@ -124,6 +124,11 @@ def create_app(services: Services, ui: bool = True, warm: bool = True) -> FastAP
     install_staff_handlers(app)
     app.include_router(staff_router(lambda: staff_desk, services, services.settings))
 
+    from assistant.web.guide import guide_router
+
+    # the guide itself, where every [n] of an answer links to (before the UI's "/" mount)
+    app.include_router(guide_router(lambda: services.chunks, services.settings))
+
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles
     from swagger_ui_bundle import swagger_ui_path
