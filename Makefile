@@ -46,13 +46,27 @@ postgres:
 	  $$SUDO apt-get install -y -qq postgresql >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql; }; }
 
-# The browser tests drive Debian's Chromium (no browser download).
+# The browser tests drive Debian's Chromium (no browser download); the accessibility tests
+# inject axe-core (npm, pinned) into each page: into .axe/ (git-ignored), not the project.
 browser:
 	@command -v chromium >/dev/null || { \
 	  echo "==> installing Debian's chromium for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }; }
+	@axe=4.14.1; \
+	grep -qs "\"version\": \"$$axe\"" .axe/node_modules/axe-core/package.json && \
+	  [ -s .axe/node_modules/axe-core/axe.min.js ] || { \
+	  command -v npm >/dev/null || { \
+	    echo "==> installing Debian's npm for axe-core"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get install -y -qq npm >/dev/null 2>&1 || \
+	    { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq npm; }; }; \
+	  echo "==> installing axe-core $$axe (npm) into .axe/ for the accessibility tests"; \
+	  mkdir -p .axe && \
+	  npm install --prefix .axe --no-save --no-package-lock --no-audit --no-fund \
+	    --loglevel=error "axe-core@$$axe" >/dev/null && \
+	  [ -s .axe/node_modules/axe-core/axe.min.js ]; }
 
 index: install
 	$(BIN)/scarguide ingest

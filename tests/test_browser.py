@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -60,7 +61,7 @@ def shot(page, name: str) -> None:
 
 
 def ask(page, question: str) -> None:
-    page.get_by_label("Your question").fill(question)
+    page.get_by_label("Your question", exact=True).fill(question)
     page.get_by_role("button", name="Send", exact=True).click()
 
 
@@ -81,6 +82,19 @@ def overlaps_view(page, locator) -> bool:
 
 def shown_once(page, text: str) -> bool:
     return page.locator("body").inner_text().count(text) == 1
+
+
+def fill_booking(page, email: str = "alex@example.org") -> None:
+    page.get_by_label("Your name (required)").fill("Alex Doe")
+    page.get_by_label("Email (required, or give a phone number)", exact=True).fill(email)
+    page.get_by_label("When can we reach you? (days and times), required").fill("Monday mornings")
+    page.get_by_label("I agree that the clinic may contact me about this request.").check()
+
+
+def focus_in(page, selector: str) -> None:
+    """Wait until the focused element is inside ``selector``."""
+    page.wait_for_function(
+        "(s) => !!(document.activeElement && document.activeElement.closest(s))", arg=selector)
 
 
 def suggestions(page) -> list[str]:
@@ -147,10 +161,7 @@ def test_patient_asks_opens_sources_meets_a_gap_and_books(server):
         assert "Acne marks vs. acne scars" in concern.input_value()  # pre-filled summary
         page.get_by_role("button", name="Send booking request").click()
         expect(page.locator("#booking-result")).to_contain_text("Please check the form")
-        page.get_by_label("Your name").fill("Alex Doe")
-        page.get_by_label("Email").fill("alex@example.org")
-        page.get_by_label("When can we reach you? (days and times)").fill("Monday mornings")
-        page.get_by_label("I agree that the clinic may contact me about this request.").check()
+        fill_booking(page)
         page.get_by_role("button", name="Send booking request").click()
         ref = page.locator("#booking-ref")
         ref.wait_for()
@@ -182,7 +193,8 @@ def test_a_phone_first_screen_asks_a_suggested_question_in_one_click(server):
         # the question box, Send and the suggestion are above the fold, before any scroll
         assert page.evaluate("window.scrollY") == 0
         assert in_view(page, send), send.bounding_box()
-        assert in_view(page, page.get_by_label("Your question")), "question box below the fold"
+        box = page.get_by_label("Your question", exact=True)
+        assert in_view(page, box), "question box below the fold"
         assert in_view(page, question), question.bounding_box()
         shot_view = ARTIFACTS / "9-phone-first-screen.png"
         page.screenshot(path=str(shot_view))  # the viewport: what the patient sees first
@@ -324,3 +336,169 @@ def test_staff_find_a_thumbs_down_answer_and_add_it_to_the_eval_set(server):
 
     cases = stored_cases(store)  # in the database, not in a tracked file
     assert len(cases) == before + 1 and cases[-1].conversation == ["what are rolling scars?"]
+
+
+# what the chat shows now, in one look: each message's role and text, the in-progress
+# bubbles, whether any of them has its copy or thumbs buttons showing, Gradio's own
+# "●●●" indicator
+CHAT_NOW = """() => {
+  const chat = document.getElementById('chat');
+  if (!chat) { return null; }
+  const seen = el => !!(el && el.offsetParent !== null && getComputedStyle(el).display !== 'none');
+  const rows = [...chat.querySelectorAll('.message-row')];
+  const controls = row => {
+    const next = row.nextElementSibling;
+    const panels = [...row.querySelectorAll('.message-buttons')];
+    if (next && next.classList.contains('message-buttons')) { panels.push(next); }
+    return panels.some(p => seen(p) && [...p.querySelectorAll('button')].some(seen));
+  };
+  return {
+    users: [...chat.querySelectorAll('[data-testid=user]')].map(e => e.innerText.trim()),
+    pending: [...chat.querySelectorAll('.sg-pending')].map(e => e.innerText.trim()),
+    pending_with_controls: rows.filter(r => r.querySelector('.sg-pending') && controls(r))
+      .length,
+    dots: [...chat.querySelectorAll('.pending .dots, .message.pending')].filter(seen).length,
+    sources: chat.querySelectorAll('.thought-group .title').length,
+  };
+}"""
+
+
+def answer_texts(page) -> list[str]:
+    """The answers' own bubbles (not their Sources), in order."""
+    return page.locator("#chat [data-testid=bot]:not(:has(.thought-group))").all_inner_texts()
+
+
+def test_two_questions_sent_back_to_back_are_both_shown_and_answered_in_order(server):
+    first, second = "what are rolling scars?", "what are boxcar scars?"
+    with browser_page(ARTIFACTS) as page:
+        page.goto(server.url + "/")
+        box = page.get_by_label("Your question", exact=True)
+        box.wait_for()
+        box.fill(first)
+        box.press("Enter")
+        box.fill(second)  # at once, while the first answer is on its way
+        box.press("Enter")
+        expect(page.locator("#chat [data-testid=user]")).to_have_count(2)
+        assert box.input_value() == ""  # both taken out of the box, both in the chat
+        expect(page.locator("#input-error")).to_be_hidden()  # neither was refused
+        box.fill("a draft typed while the answers come")  # never overwritten by an answer
+        states, shot_taken = [], False
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:  # until both answers are whole (the real model)
+            now = page.evaluate(CHAT_NOW)
+            states.append(now)
+            assert now["users"] == [first, second], now  # shown at once, kept, in order
+            # one clear in-progress state: no copy/thumbs on a bubble still coming, no
+            # stray "●●●" under an answer
+            assert now["pending_with_controls"] == 0, now
+            assert now["dots"] == 0, now
+            if not shot_taken and any(p.startswith("In line") for p in now["pending"]):
+                shot(page, "12-question-in-line")
+                shot_taken = True
+            if now["sources"] == 2 and not now["pending"]:
+                break
+            page.wait_for_timeout(100)
+        else:
+            raise AssertionError(f"both answers did not come: {states[-1]}")
+        seen = {p for s in states for p in s["pending"]}
+        assert "Looking in the guide…" in seen, seen
+        assert any(p.startswith("In line") for p in seen), seen  # the second waited, shown
+        texts = answer_texts(page)
+        assert len(texts) == 2 and all("[1]" in t for t in texts), texts
+        assert "rolling" in texts[0].lower() and "boxcar" in texts[1].lower(), texts
+        # each answer has its controls once it has come
+        expect(page.get_by_role("button", name="Like", exact=True)).to_have_count(2)
+        assert box.input_value() == "a draft typed while the answers come"
+        shot(page, "13-both-answered")
+
+
+def test_booking_errors_show_under_each_field_and_the_focus_moves_to_the_first(server):
+    with browser_page(ARTIFACTS, width=390, height=844) as page:  # a phone: the form is long
+        page.goto(server.url + "/")
+        page.locator("#book-btn").click()
+        name = page.get_by_label("Your name (required)")
+        name.wait_for()
+        page.wait_for_function(  # the required fields say so to assistive technology
+            "() => document.querySelector('#b-name input, #b-name textarea')"
+            "?.getAttribute('aria-required') === 'true'")
+        page.get_by_role("button", name="Send booking request").click()
+        expect(page.locator("#booking-result")).to_contain_text("Please check the form")
+        expected = {"b-name": "Please enter your name",
+                    "b-email": "email address or a phone number",
+                    "b-times": "when the clinic can reach you",
+                    "b-consent": "tick the box"}
+        for field, text in expected.items():
+            alert = page.locator(f"#{field}-error [role=alert]")
+            expect(alert).to_contain_text(text)
+            # next to its field: just under it (both measured at once: the page scrolls)
+            gap = page.evaluate(
+                "(id) => document.getElementById(id + '-error').getBoundingClientRect().top"
+                " - document.getElementById(id).getBoundingClientRect().bottom", field)
+            assert 0 <= gap < 60, (field, gap)
+            control = page.locator(f"#{field} input, #{field} textarea").first
+            expect(control).to_have_attribute("aria-invalid", "true")
+            expect(control).to_have_attribute("aria-describedby", f"{field}-error")
+        expect(page.locator("#b-phone-error")).to_be_hidden()
+        expect(page.locator("#b-concern-error")).to_be_hidden()
+        focus_in(page, "#b-name")  # the first field with a problem
+        shot(page, "14-booking-field-errors")
+
+        # the name given, the email wrong: the focus goes to the email, the fixed errors go
+        fill_booking(page, email="alex@")
+        page.get_by_role("button", name="Send booking request").click()
+        expect(page.locator("#b-email-error [role=alert]")).to_contain_text("name@example.org")
+        for fixed in ("b-name", "b-times", "b-consent"):
+            expect(page.locator(f"#{fixed}-error")).to_be_hidden()
+        focus_in(page, "#b-email")
+        name_control = page.locator("#b-name input, #b-name textarea").first
+        expect(name_control).not_to_have_attribute("aria-invalid", "true")
+        assert name.input_value() == "Alex Doe"  # what was typed stays
+
+
+def test_after_booking_end_chat_keeps_the_reference_and_offers_no_second_booking(server):
+    with browser_page(ARTIFACTS) as page:
+        page.goto(server.url + "/")
+        ask(page, "what are ice pick scars?")
+        page.locator("#chat .thought-group .title", has_text="Sources").first.wait_for()
+        page.locator("#book-btn").click()
+        page.get_by_label("Your name (required)").wait_for()
+        fill_booking(page)
+        page.get_by_role("button", name="Send booking request").click()
+        ref = page.locator("#booking-ref")
+        ref.wait_for()
+        reference = ref.inner_text().strip()
+        assert reference.startswith("SG-")
+        done = page.locator("#booking-done")
+        focus_in(page, "#booking-done")  # brought into view, the focus on it
+        assert in_view(page, done), done.bounding_box()
+        expect(page.locator("#booking")).to_be_hidden()  # the form closed, emptied
+        expect(page.locator("#book-btn")).to_be_hidden()  # booked: not offered again
+        shot(page, "15-booked")
+
+        page.get_by_role("button", name="End chat").click()
+        expect(page.locator("#ended")).to_contain_text("This conversation has ended")
+        closing = page.locator("#chat [data-testid=bot]").last
+        expect(closing).to_contain_text(reference)
+        assert "book a consultation" not in closing.inner_text().lower()
+        expect(ref).to_have_text(reference)  # the confirmation stays after the end
+        assert overlaps_view(page, done) or in_view(page, page.locator("#ended"))
+        expect(page.locator("#booking")).to_be_hidden()
+        expect(page.get_by_role("button", name="Book a consultation")).to_have_count(0)
+        shot(page, "16-booked-then-ended")
+
+        # the next question starts a new conversation, on a clear screen, booking offered
+        ask(page, "what are rolling scars?")
+        expect(page.locator("#chat [data-testid=user]")).to_have_count(1)
+        expect(page.locator("#chat [data-testid=user]")).to_have_text("what are rolling scars?")
+        expect(page.locator("#ended-row")).to_be_hidden()
+        expect(page.locator("#book-btn")).to_be_visible()
+        page.locator("#chat .thought-group .title", has_text="Sources").first.wait_for()
+        expect(ref).to_have_text(reference)
+
+        # "New conversation" after an end: the first screen again, the focus in the box
+        page.get_by_role("button", name="End chat").click()
+        page.get_by_role("button", name="New conversation").click()
+        expect(page.locator("#intro")).to_be_visible()
+        expect(page.locator("#chat")).to_be_hidden()
+        focus_in(page, "#msg")
+        shot(page, "17-new-conversation")
