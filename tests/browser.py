@@ -203,7 +203,7 @@ STAFF_USER = "sam"
 STAFF_PASSWORD = "a long staff password"
 
 
-def _share(real_dir: Path, data_dir: Path) -> None:
+def share_model_files(real_dir: Path, data_dir: Path) -> None:
     """Reuse the assembled model files and saved prompt prefix of the real test session."""
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("models", "cache"):
@@ -218,7 +218,7 @@ def real_server(real_services, root: Path):
     from tests.server import running
 
     data_dir = root / "data"
-    _share(real_services.settings.data_dir, data_dir)
+    share_model_files(real_services.settings.data_dir, data_dir)
     env = {"SCARGUIDE_DATA_DIR": str(data_dir), "SCARGUIDE_PROFILE": "default"}
     staff = subprocess.run(
         [str(Path(sys.executable).with_name("scarguide")), "staff", "add", STAFF_USER,

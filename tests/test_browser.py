@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from assistant.config import PACKAGE_ROOT
-from tests.browser import browser_page
+from tests.browser import browser_page, share_model_files
 from tests.server import running
 
 pytestmark = pytest.mark.real
@@ -26,19 +26,11 @@ ARTIFACTS = PACKAGE_ROOT / "test-artifacts"
 STAFF_PASSWORD = "a long staff password"
 
 
-def shared(real_dir: Path, data_dir: Path) -> None:
-    """Reuse the assembled model files and saved prompt prefix of the real test session."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("models", "cache"):
-        (real_dir / name).mkdir(parents=True, exist_ok=True)
-        (data_dir / name).symlink_to(real_dir / name, target_is_directory=True)
-
-
 @pytest.fixture(scope="module")
 def server(real_services, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     data_dir = root / "data"
-    shared(real_services.settings.data_dir, data_dir)
+    share_model_files(real_services.settings.data_dir, data_dir)
     env = {"SCARGUIDE_DATA_DIR": str(data_dir), "SCARGUIDE_PROFILE": "default"}
     staff = subprocess.run(
         [str(Path(sys.executable).with_name("scarguide")), "staff", "add", "sam",
