@@ -184,7 +184,8 @@ SHOW_BOOKING_JS = """() => {
   return [];
 }""".replace("__IDS__", json.dumps(REQUIRED_IDS))
 # after a booking is sent: each input with a problem is marked invalid and described by
-# its error; the focus goes to the first one, or to the confirmation when it is booked
+# its error; the focus goes to the first one (unless the patient has already moved it, by
+# typing in another field), or to the confirmation when it is booked
 BOOKING_FOCUS_JS = """(target) => {
   const ids = __IDS__;
   let tries = 0;
@@ -210,6 +211,10 @@ BOOKING_FOCUS_JS = """(target) => {
     if (target && !ready && tries++ < 40) { setTimeout(run, 50); return; }
     mark();
     if (!el) { return; }
+    // a patient already typing somewhere else keeps the focus where they put it
+    const active = document.activeElement;
+    const moved = active && active !== document.body && !active.closest('#b-submit');
+    if (target !== 'booking-done' && moved) { return; }
     if (target === 'booking-done') { el.setAttribute('tabindex', '-1'); }
     el.scrollIntoView({block: 'center'});
     el.focus({preventScroll: true});
