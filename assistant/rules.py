@@ -1,6 +1,6 @@
 """The answer chain's remaining rules, each named and switchable.
 
-``SCARGUIDE_ANSWER_RULES_OFF`` (a list of names) turns rules off; the README gives each
+``SCARGUIDE_ANSWER_RULES_OFF`` (a list of names) turns rules off; docs/answers.md gives each
 rule's measured effect on the held-out answer sets. No rule names a guide passage or an
 eval question: each is a general reading of what a patient asked.
 

@@ -1,4 +1,4 @@
-"""Answer evaluation: the whole chain on written cases, with the metrics the README reports.
+"""Answer evaluation: the whole chain on written cases, with the metrics docs/answers.md reports.
 
 Cases live in ``eval/answers.jsonl``: ``conversation`` (user messages; earlier ones
 are played first in the same session, the last is scored), ``expected_status``,
