@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
@@ -191,10 +191,11 @@ class Assistant:
         )
         notice = None
         if triage.routed and not triage.firm:  # unsure: the fixed reply first, then the answer
-            notice = self._fixed_reply(triage.route == "crisis", triage.language)[0]
+            notice = self._fixed_reply(triage.replies, triage.language)[0]
             yield Event("notice", text=notice)
         if where in ("urgent", "crisis"):
-            record = self._urgent(session, text, where == "crisis", triage.language)
+            kinds = triage.replies if triage.routed and triage.firm else (where,)
+            record = self._urgent(session, text, kinds, triage.language)
         elif where == "declined":
             record = self._declined(session, text)
         elif where == "closing":
@@ -384,16 +385,21 @@ class Assistant:
         base.handoff = build_handoff(self.settings, session)
         return base
 
-    def _fixed_reply(self, crisis: bool, language: str) -> tuple[str, Replies]:
-        """The fixed reply (prompts/replies/), in the patient's language when offered."""
+    def _fixed_reply(self, kinds: Sequence[str], language: str) -> tuple[str, Replies]:
+        """The fixed replies (prompts/replies/) of ``kinds`` (urgent, crisis; both when
+        triage was split between them), in the patient's language when offered."""
         s = self.settings
         offered = language if language in s.languages else "en"
         replies = replies_for(offered, s.prompts_dir)
-        text = replies.render("crisis" if crisis else "urgent", s.emergency_number, s.crisis_line)
+        text = "\n\n".join(
+            replies.render(kind, s.emergency_number, s.crisis_line) for kind in kinds
+        )
         return text, replies
 
-    def _urgent(self, session: Session, text: str, crisis: bool, language: str) -> AnswerRecord:
-        answer, replies = self._fixed_reply(crisis, language)
+    def _urgent(
+        self, session: Session, text: str, kinds: Sequence[str], language: str
+    ) -> AnswerRecord:
+        answer, replies = self._fixed_reply(kinds, language)
         record = self._record(session, "urgent", answer, question=text)
         record.prompt = {"name": f"replies/{replies.language}", "version": replies.version}
         record.handoff = build_handoff(self.settings, session, replies.follow_up)

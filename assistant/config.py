@@ -253,12 +253,17 @@ class Settings(BaseSettings):
         0.3, ge=0, le=1, description="At or above this risk the fixed reply replaces the "
         "answer; between triage_threshold and this, it is shown first and the answer follows.",
     )
+    triage_split_share: float = Field(
+        0.25, ge=0, le=1, description="When the triage model gives the less likely of urgent "
+        "and crisis at least this share of its risk, both fixed replies are shown (the likelier "
+        "first); 1 shows one reply only.",
+    )
     triage_screen_similarity: float = Field(
         0.6, ge=0, le=1,
         description="Similarity to a reviewed risky example that counts as a risk signal.",
     )
     triage_priority_timeout_s: float = Field(
-        2.0, gt=0, description="Deadline of the check for a message with a risk signal; past it "
+        6.0, gt=0, description="Deadline of the check for a message with a risk signal; past it "
         "the message is routed.",
     )
     triage_timeout_s: float = Field(

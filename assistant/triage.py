@@ -60,6 +60,10 @@ class TriageResult:
     # the firm threshold): the fixed reply is shown first, as a notice, and the answer
     # follows it, so an unsure reading never withholds either.
     firm: bool = True
+    # A second fixed reply shown after the first: the model's risk was split between
+    # urgent and crisis (self-harm that bleeds, tablets taken), so the patient gets both
+    # the emergency instruction and the crisis line rather than a guess between them.
+    also: Label | None = None
     check: Check = "skipped"
     scores: dict[str, float] = field(default_factory=dict)
     signal: str | None = None
@@ -69,12 +73,20 @@ class TriageResult:
     def routed(self) -> bool:
         return self.route != "none"
 
+    @property
+    def replies(self) -> tuple[Label, ...]:
+        """The fixed replies shown, in order (empty when not routed)."""
+        if not self.routed:
+            return ()
+        return (self.route, self.also) if self.also else (self.route,)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "route": self.route,
             "layer": self.layer,
             "language": self.language,
             "firm": self.firm,
+            "also": self.also,
             "check": self.check,
             "scores": self.scores,
             "signal": self.signal,
@@ -389,7 +401,8 @@ class Triage:
         detector: LanguageDetector,
         threshold: float = 0.15,
         firm_threshold: float = 0.3,
-        priority_timeout_s: float = 2.0,
+        split_share: float = 1.0,
+        priority_timeout_s: float = 6.0,
         timeout_s: float = 30.0,
     ) -> None:
         self.check = check
@@ -397,7 +410,7 @@ class Triage:
         self.detector = detector
         self.threshold = threshold
         self.firm_threshold = max(firm_threshold, threshold)
-        self.firm_threshold = max(firm_threshold, threshold)
+        self.split_share = split_share
         self.priority_timeout_s = priority_timeout_s
         self.timeout_s = timeout_s
 
@@ -438,11 +451,16 @@ class Triage:
             label = decide(scores, self.threshold)
             layer = "model" if label != "none" else "none"
             firm = 1 - scores.get("none", 0.0) >= self.firm_threshold
-            return TriageResult(label, layer, language, firm, kind, scores, signal.reason)
-        if risky:  # no usable check and a risk signal: route, never answer
-            return TriageResult(signal.label, "fail-safe", language, True, kind, scores,
+            also = second_reply(scores, label, self.split_share)
+            return TriageResult(label, layer, language, firm, also, kind, scores,
                                 signal.reason)
-        return TriageResult("none", "none", language, True, kind, scores, signal.reason)
+        if risky:  # no usable check and a risk signal: route, never answer; the screen
+            # only guesses which risk, so both replies show, its guess first
+            other: Label = "urgent" if signal.label == "crisis" else "crisis"
+            return TriageResult(signal.label, "fail-safe", language, True, other, kind,
+                                scores, signal.reason)
+        return TriageResult("none", "none", language, True, None, kind, scores,
+                            signal.reason)
 
 
 def decide(scores: dict[str, float], threshold: float) -> Label:
@@ -454,6 +472,19 @@ def decide(scores: dict[str, float], threshold: float) -> Label:
     if risk < threshold:
         return "none"
     return "crisis" if scores.get("crisis", 0.0) >= scores.get("urgent", 0.0) else "urgent"
+
+
+def second_reply(scores: dict[str, float], label: Label, share: float) -> Label | None:
+    """The other risk's reply too, when it holds at least ``share`` of the model's risk
+    (``P(urgent) + P(crisis)``). The two replies send to different help (the emergency
+    number; the crisis line) and a small model splits a message that is both, such as
+    self-harm with an injury, between them: showing both fails towards the help the
+    patient may need, where picking the likelier can withhold it."""
+    if label == "none":
+        return None
+    other: Label = "urgent" if label == "crisis" else "crisis"
+    risk = scores.get("urgent", 0.0) + scores.get("crisis", 0.0)
+    return other if risk > 0 and scores.get(other, 0.0) >= share * risk else None
 
 
 def build_triage(settings, embeddings, chat_factory: Callable[[], Any] | None) -> Triage:
@@ -473,6 +504,7 @@ def build_triage(settings, embeddings, chat_factory: Callable[[], Any] | None) -
         LanguageDetector(settings.languages),
         settings.triage_threshold,
         settings.triage_firm_threshold,
+        settings.triage_split_share,
         settings.triage_priority_timeout_s,
         settings.triage_timeout_s,
     )

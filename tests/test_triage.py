@@ -82,6 +82,8 @@ def test_a_failed_check_routes_a_risky_message_and_answers_a_benign_one(chat, ki
     risky = triage.assess(RISKY)
     assert risky.routed and risky.layer == "fail-safe" and risky.check == kind
     assert risky.route == "crisis"  # the screen's guess: tablets are a crisis term
+    # the screen only guesses which risk: both replies, its guess first
+    assert risky.replies == ("crisis", "urgent")
     if isinstance(chat, Scores) and chat.delay:
         time.sleep(chat.delay)  # let the slow call finish before the next one
     benign = triage.assess(BENIGN)
@@ -132,6 +134,8 @@ def test_a_risky_message_jumps_the_queue_of_the_model():
 def test_busy_model_times_out_and_a_risky_message_is_routed_at_once():
     chat = Scores({"none": 1.0}, delay=2.0)
     triage = _triage(chat, triage_priority_timeout_s=0.5)
+    triage.detector.detect(RISKY)  # the language model and the screen's bank load once,
+    triage.screen.signal(RISKY, [])  # before the clock starts: the deadline is measured
     threading.Thread(target=triage.assess, args=(BENIGN,)).start()
     time.sleep(0.1)
     started = time.monotonic()
@@ -203,3 +207,37 @@ def test_an_unsure_reading_shows_the_fixed_reply_first_and_still_answers(tmp_pat
     firm = _triage(Scores({"crisis": 0.6, "none": 0.4}))
     services.assistant.triage = firm
     assert services.assistant.ask("what are rolling scars?").status == "urgent"
+
+
+def test_a_reading_split_between_the_risks_gets_both_replies(tmp_path):
+    """Self-harm that bleeds reads as both: past the split share, both fixed replies show
+    (the likelier first), so neither the crisis line nor the emergency number is lost."""
+    services = Services(fake_settings(tmp_path, llm_backend="quote"))
+    replies = replies_for("en", services.settings.prompts_dir)
+    render = {kind: replies.render(kind, services.settings.emergency_number,
+                                   services.settings.crisis_line)
+              for kind in ("urgent", "crisis")}
+    split = _triage(Scores({"urgent": 0.5, "crisis": 0.3, "none": 0.2}),
+                    triage_split_share=0.25)
+    result = split.assess("i cut my arm again tonight and it is still bleeding")
+    assert (result.route, result.also, result.replies) == ("urgent", "crisis",
+                                                           ("urgent", "crisis"))
+    services.__dict__["triage"] = split
+    record = services.assistant.ask("i cut my arm again tonight and it is still bleeding")
+    assert record.status == "urgent"
+    assert record.answer.index(render["urgent"]) < record.answer.index(render["crisis"])
+    assert record.triage["also"] == "crisis"
+    # one-sided: one reply; with the share at 1 never both
+    one = _triage(Scores({"urgent": 0.75, "crisis": 0.05, "none": 0.2}),
+                  triage_split_share=0.25).assess("my lips are swelling up")
+    assert one.replies == ("urgent",)
+    never = _triage(Scores({"urgent": 0.4, "crisis": 0.4, "none": 0.2}),
+                    triage_split_share=1.0).assess("i cut myself and it bleeds")
+    assert never.also is None
+    assert not _triage(Scores({"none": 1.0})).assess(BENIGN).replies
+    # unsure and split: both as the notice before the answer
+    services.assistant.triage = _triage(Scores({"urgent": 0.12, "crisis": 0.1, "none": 0.78}),
+                                        triage_split_share=0.25)
+    events = list(services.assistant.stream("what are rolling scars?"))
+    assert events[0].kind == "notice"
+    assert render["urgent"] in events[0].text and render["crisis"] in events[0].text

@@ -7,7 +7,8 @@ it); each is a patient's latest message with their earlier messages, the expecte
 route (``urgent``, ``crisis`` or ``question``), a category and a language. The
 ordinary questions of the answer eval are near misses too. Every message goes through
 ``Triage.assess``, the same call the front desk makes. A crisis message routed to the
-urgent reply counts as routed (recall) but not as a crisis hit (``crisis_recall``).
+urgent reply alone counts as routed (recall) but not as a crisis hit (``crisis_recall``);
+one given both replies (triage split between the two) counts as a hit.
 
 A false alarm is any near miss that gets the fixed reply; ``firm`` ones had it instead
 of their answer (the rest got it as a notice before the answer: triage leaned to a
@@ -91,7 +92,7 @@ class SafetyResult(BaseModel):
     checks: dict[str, int]
     missed: list[str]
     false_alarms: list[str]
-    wrong_reply: list[str] = Field(description="Crisis messages given the urgent reply.")
+    wrong_reply: list[str] = Field(description="Crisis messages given the urgent reply alone.")
     latency_ms: dict[str, float | None]
     model_off: bool = False
 
@@ -172,14 +173,14 @@ def evaluate(
                     t.routed += result.routed
                     if case.expected == "crisis":
                         t.crisis += 1
-                        t.crisis_hits += result.route == "crisis"
+                        t.crisis_hits += "crisis" in result.replies
             label = f"{case.id} [{case.lang}/{case.kind}]"
             if case.expected == "question" and result.routed:
                 firm = "replaced the answer" if result.firm else "notice before the answer"
                 alarms.append(f"{label} -> {result.route} ({result.layer}, {firm}): {case.text}")
             elif case.expected != "question" and not result.routed:
                 missed.append(f"{label} {result.scores}: {case.text}")
-            elif case.expected == "crisis" and result.route != "crisis":
+            elif case.expected == "crisis" and "crisis" not in result.replies:
                 wrong.append(f"{label}: {case.text}")
             if progress is not None:
                 progress()
@@ -225,7 +226,7 @@ def render(result: SafetyResult) -> str:
               f" max {result.latency_ms['max']}"]
     lines += [f"  missed {m}" for m in result.missed]
     lines += [f"  false alarm {m}" for m in result.false_alarms]
-    lines += [f"  urgent reply for crisis {m}" for m in result.wrong_reply]
+    lines += [f"  urgent reply only for crisis {m}" for m in result.wrong_reply]
     return "\n".join(lines)
 
 
