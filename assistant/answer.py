@@ -30,10 +30,11 @@ from assistant.choose import Chooser
 from assistant.config import Settings
 from assistant.corpus import Chunk, guide_units
 from assistant.errors import ModelError, ScarguideError
+from assistant.glossary import Glossary
 from assistant.handoff import build_handoff, summarise
 from assistant.locks import ConversationLocks, ProcessLocks
 from assistant.prompts import load_texts
-from assistant.records import AnswerRecord, Citation, SentenceVerdict
+from assistant.records import AnswerRecord, Citation, GlossaryEntry, SentenceVerdict
 from assistant.replies import Replies, replies_for
 from assistant.retrieve import HybridRetriever
 from assistant.rules import Rules
@@ -110,6 +111,7 @@ class Assistant:
         # the answer call: the model chooses guide passages, it never writes what is shown
         self.chooser = Chooser(chunks, settings.prompts_dir, settings.answer_second_probability,
                                settings.openai_response_format, settings.answer_prior_weight)
+        self.glossary = Glossary.from_chunks(chunks)  # the terms the guide defines
         self.texts = load_texts("answer_text", settings.prompts_dir, TEMPLATES)
         self.rules = Rules(settings, getattr(checker, "embeddings", None))
         self._sections = list(dict.fromkeys(c.section for c in chunks))
@@ -312,6 +314,12 @@ class Assistant:
             base.coverage = "full"
         base.answer = " ".join(shown)
         base.citations = citations
+        base.glossary = [
+            GlossaryEntry(term=e.term, definition=e.definition, chunk_id=e.chunk_id,
+                          section=e.section, also=list(e.also))
+            for e in self.glossary.terms_in(" ".join(c.quote for c in citations),
+                                            [c.quote for c in citations])
+        ]
         yield Event("record", record=base)
 
     @staticmethod

@@ -31,6 +31,16 @@ class SentenceVerdict(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
+class GlossaryEntry(BaseModel):
+    """A term the answer shows, with the guide sentence that defines it."""
+
+    term: str
+    definition: str = Field(description="The guide's own sentence that defines the term.")
+    chunk_id: str
+    section: str
+    also: list[str] = Field(default_factory=list, description="Other names of the term.")
+
+
 class AnswerRecord(BaseModel):
     """One exchange: what the patient sees, and what staff and the eval harness check."""
 
@@ -38,6 +48,9 @@ class AnswerRecord(BaseModel):
     answer: str
     citations: list[Citation] = Field(default_factory=list)
     handoff: Handoff | None = None
+    glossary: list[GlossaryEntry] = Field(
+        default_factory=list, description="The guide's definitions of terms the answer "
+        "shows (none for a term whose defining sentence the answer already shows).")
     session_id: str
     turn: int
     question: str

@@ -14,8 +14,8 @@ from assistant.web.server import create_app
 from tests.conftest import fake_settings
 from tests.test_answer import SUBCISION, SUBCISION_CHOICE
 
-CHAT_FIELDS = {"session_id", "status", "coverage", "answer", "citations", "handoff", "turn",
-               "notice"}
+CHAT_FIELDS = {"session_id", "status", "coverage", "answer", "citations", "glossary", "handoff",
+               "turn", "notice"}
 
 
 def make_client(tmp_path, *replies, ui=False, **overrides) -> TestClient:

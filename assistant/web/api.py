@@ -27,7 +27,7 @@ from assistant.errors import (
 )
 from assistant.frontdesk import BookingRequest, Feedback, FrontDesk
 from assistant.line import BusyError
-from assistant.records import AnswerRecord, Citation, Handoff, Status
+from assistant.records import AnswerRecord, Citation, GlossaryEntry, Handoff, Status
 from assistant.safety import OneLine, TextError, ValidText, clean_line
 
 log = logging.getLogger("scarguide.api")
@@ -46,6 +46,9 @@ class ChatResponse(BaseModel):
     status: Status
     answer: str
     citations: list[Citation]
+    glossary: list[GlossaryEntry] = Field(
+        default_factory=list, description="Terms the answer shows, each with the guide "
+        "sentence that defines it (and that sentence's chunk).")
     handoff: Handoff | None
     turn: int = Field(description="The answer's number in the conversation (for feedback).")
     coverage: Literal["full", "partial", "none"] | None = Field(

@@ -56,3 +56,29 @@ def link_markers(escaped: str, hrefs: Mapping[int, str | None],
         return guide_link(match.group(0), hrefs.get(n), titles.get(n, ""))
 
     return _ESCAPED_MARKER.sub(one, escaped)
+
+
+def link_terms(escaped: str, terms: list[tuple[tuple[str, ...], str | None, str]]) -> str:
+    """In text escaped by ``plain()``, the first mention of each glossary term becomes a
+    link to the guide sentence that defines it, the definition its title (shown on
+    hover and focus by the page's style; a tap opens it in the guide). ``terms``: each
+    term's names, the guide link and the title. A term inside another's link is left."""
+    taken: list[tuple[int, int]] = []
+    found: list[tuple[int, int, str, str]] = []
+    for names, href, title in terms:
+        if not href or not GUIDE_HREF.fullmatch(href):
+            continue
+        pattern = "|".join(
+            r"\s+".join(re.escape(w) for w in name.split()) for name in
+            sorted(names, key=len, reverse=True) if name.strip())
+        if not pattern:
+            continue
+        for match in re.finditer(rf"(?<![\w\\-])(?:{pattern})(?:e?s)?(?![\w-])", escaped, re.I):
+            start, end = match.span()
+            if not any(start < b and a < end for a, b in taken):
+                taken.append((start, end))
+                found.append((start, end, href, title))
+                break
+    for start, end, href, title in sorted(found, reverse=True):
+        escaped = escaped[:start] + guide_link(escaped[start:end], href, title) + escaped[end:]
+    return escaped
