@@ -70,7 +70,7 @@ def test_held_out_sets_name_only_sections_the_corpus_has():
 
 @pytest.mark.parametrize(
     "name", ["answers.jsonl", "answers_dev2.jsonl", "answers_holdout.jsonl",
-             "answers_holdout2.jsonl"],
+             "answers_holdout2.jsonl", "languages_dev.jsonl", "languages.jsonl"],
 )
 def test_answer_sets_name_real_sections_and_share_no_question(name):
     from assistant.config import PACKAGE_ROOT
@@ -83,7 +83,8 @@ def test_answer_sets_name_real_sections_and_share_no_question(name):
     assert all(c.expected_sections for c in cases if c.expected_status == "answered")
     # a tuning set and a held-out set never share a scored question
     others = [n for n in ("answers.jsonl", "answers_dev2.jsonl", "answers_holdout.jsonl",
-                          "answers_holdout2.jsonl") if n != name]
+                          "answers_holdout2.jsonl", "languages_dev.jsonl", "languages.jsonl")
+              if n != name]
     mine = {" ".join(c.conversation[-1].lower().split()) for c in cases}
     for other in others:
         theirs = answers.load_cases(PACKAGE_ROOT / "eval" / other)
