@@ -494,6 +494,13 @@ class Store:
             row = db.scalar(select(BookingRow).where(BookingRow.reference == reference))
             return _booking(row) if row else None
 
+    def booking_for_session(self, session_id: str) -> dict[str, Any] | None:
+        """The latest booking made from a conversation, if any."""
+        with self._tx() as db:
+            row = db.scalar(select(BookingRow).where(BookingRow.session_id == session_id)
+                            .order_by(BookingRow.id.desc()).limit(1))
+            return _booking(row) if row else None
+
     def bookings(self) -> list[dict[str, Any]]:
         with self._tx() as db:
             return [_booking(r) for r in db.scalars(select(BookingRow).order_by(BookingRow.id))]

@@ -133,6 +133,24 @@ def test_patient_asks_opens_sources_meets_a_gap_and_books(server):
         guide.close()
         assert page.locator("#chat [data-testid=user]").count() == 1  # the chat is as it was
 
+        # a term the guide defines (PIH, named in this answer) is reached by keyboard and
+        # shows the guide's definition on focus
+        term = "#chat [data-testid=bot] a[title*='as the guide defines it']"
+        assert page.locator(term).count() >= 1, page.locator("#chat").inner_html()[:2000]
+        page.get_by_label("Your question", exact=True).focus()
+        for _ in range(40):
+            page.keyboard.press("Shift+Tab")
+            if page.evaluate("(s) => !!document.activeElement.closest(s)", term):
+                break
+        focus_in(page, term)
+        shown = page.evaluate("""() => {
+          const a = document.activeElement;
+          return [a.getAttribute('title'), getComputedStyle(a, '::after').content];
+        }""")
+        assert "as the guide defines it" in shown[0]
+        assert shown[0] in shown[1], shown  # the definition is on screen, not only a title
+        shot(page, "18-term-definition")
+
         ask(page, "Does my health insurance pay for laser treatment?")
         page.locator("#nearby").wait_for()
         # the guide covers lasers, not insurance: what it says about lasers follows, with
@@ -496,6 +514,15 @@ def test_after_booking_end_chat_keeps_the_reference_and_offers_no_second_booking
         expect(page.locator("#booking")).to_be_hidden()
         expect(page.get_by_role("button", name="Book a consultation")).to_have_count(0)
         shot(page, "16-booked-then-ended")
+
+        # a reload shows the same: the ended conversation, its reference, no second offer
+        page.reload()
+        expect(page.locator("#ended")).to_contain_text("This conversation has ended")
+        expect(page.locator("#ended")).to_contain_text("booking request is with the clinic")
+        expect(ref).to_have_text(reference)
+        expect(page.locator("#chat [data-testid=bot]").last).to_contain_text(reference)
+        expect(page.get_by_role("button", name="Book a consultation")).to_have_count(0)
+        expect(page.locator("#intro")).to_be_hidden()
 
         # the next question starts a new conversation, on a clear screen, booking offered
         ask(page, "what are rolling scars?")

@@ -134,9 +134,10 @@ def test_a_not_covered_answer_offers_nearby_topics_and_booking(gap_client):
     assert box2 == gr.update()
 
     # a reload of the tab shows the offer again under the last answer
-    restored = fns["restore"](sid)
-    assert visible(restored[4]) is True
-    assert [value(b) for b in restored[5:] if visible(b)]
+    restored = {getattr(k, "elem_id", None): v for k, v in fns["restore"](sid).items()}
+    assert visible(restored["nearby"]) is True
+    assert [value(restored[f"nearby-{i}"]) for i in range(NEARBY)
+            if visible(restored[f"nearby-{i}"])]
 
 
 def test_an_answered_question_offers_nothing_and_links_its_markers(tmp_path):

@@ -294,6 +294,41 @@ def test_after_booking_then_ending_the_reference_stays_and_booking_is_not_offere
     assert ended["session-id"] == "" and ended["ended-session"] == sid
 
 
+def test_a_reload_shows_the_ended_conversation_with_its_booking(answers):
+    """The tab keeps the id of the conversation it ended (SAVE_SESSION_JS): a reload
+    shows that conversation, the ended note and the booking's confirmation again, and
+    does not offer booking; the next question starts a new conversation."""
+    _, fns, blocks = handlers(answers)
+    tab = Tab()
+    final = list(fns["respond"]("what is subcision?", [], "", {}, None, tab))[-1]
+    sid = final[2]
+    book_then_end(fns, blocks, tab, sid)
+    reference = tab.booked
+
+    again = Tab()  # the reloaded page: a new tab state, the ids from the tab's storage
+    shown = by_id(fns["restore"]("", again, sid), blocks)
+    assert users(shown["chat"]) == ["what is subcision?"]
+    assert reference in bots(shown["chat"])[-1]["content"]
+    assert visible(shown["ended-row"]) is True and "booking request" in shown["ended"]
+    assert visible(shown["booking-done"]) is True
+    assert reference in value(shown["booking-done"])
+    assert visible(shown["book-btn"]) is False and visible(shown["nearby-book"]) is False
+    assert shown["session-id"] == "" and shown["ended-session"] == sid
+    assert again.ended and again.sid == "" and again.booked == reference
+
+    # a conversation that is not ended is not shown as ended from a stale id
+    fresh = list(fns["respond"]("what is subcision?", [], "", {}, None, Tab()))[-1][2]
+    stale = by_id(fns["restore"]("", Tab(), fresh), blocks)
+    assert value(stale["chat"]) == [] and visible(stale["ended-row"]) is False
+    # a conversation going on, booked: its confirmation again, no second offer
+    ongoing = Tab()
+    fns["submit_for"](fresh, "", "scars", "Sam", "sam@example.org", "", "mornings", True,
+                      None, ongoing)
+    back = by_id(fns["restore"](fresh, Tab(), ""), blocks)
+    assert back["session-id"] == fresh and visible(back["ended-row"]) is False
+    assert visible(back["booking-done"]) is True and visible(back["book-btn"]) is False
+
+
 def test_ending_closes_the_form_and_clears_details_not_sent(answers):
     _, fns, blocks = handlers(answers)
     tab = Tab()

@@ -46,7 +46,7 @@ from assistant.handoff import summarise
 from assistant.records import AnswerRecord
 from assistant.safety import TextError, clean_lines, clean_message
 from assistant.web.guide import GUIDE_PATH, Guide
-from assistant.web.render import guide_link, link_markers, plain
+from assistant.web.render import guide_link, link_markers, link_terms, plain
 
 log = logging.getLogger("scarguide.ui")
 
@@ -69,6 +69,7 @@ THEME = gr.themes.Default(
 )
 
 STORAGE_KEY = "scarguide-session"
+ENDED_KEY = "scarguide-ended"
 
 CSS = """
 #urgent { border: 3px solid #b00020; background: #fff0f0; color: #5c0011; padding: 0.75rem 1rem;
@@ -93,6 +94,15 @@ CSS = """
   #notice, #covers { font-size: 0.9rem; }
   #chat { height: 45vh !important; }  /* the question box stays in view under an answer */
 }
+/* a term the guide defines: its definition shows on hover and on keyboard focus */
+#chat a[title*="as the guide defines it"] { text-decoration: underline dotted;
+  position: relative; }
+#chat a[title*="as the guide defines it"]:hover::after,
+#chat a[title*="as the guide defines it"]:focus-visible::after {
+  content: attr(title); position: absolute; left: 0; top: 1.4em; z-index: 20;
+  width: min(22rem, 80vw); padding: 0.4rem 0.6rem; border-radius: 4px;
+  background: #1b3b3b; color: #ffffff; font-size: 0.9rem; line-height: 1.35;
+  white-space: normal; text-decoration: none; }
 #booking { border: 2px solid #00695c; border-radius: 8px; padding: 0.5rem; }
 #booking-result { font-size: 1.05rem; }
 #input-error { color: #8a0016; font-weight: 600; }
@@ -126,10 +136,14 @@ button:focus-visible, textarea:focus-visible, input:focus-visible {
   transform: translateY(-0.15em) rotate(45deg); }
 """
 
-SAVE_SESSION_JS = f"""(sid) => {{
+# the tab's conversation, and the one it ended (shown again after a reload, with its
+# booking); a conversation going on forgets the ended one
+SAVE_SESSION_JS = f"""(sid, ended) => {{
   try {{
     if (sid) {{ sessionStorage.setItem('{STORAGE_KEY}', sid); }}
     else {{ sessionStorage.removeItem('{STORAGE_KEY}'); }}
+    if (!sid && ended) {{ sessionStorage.setItem('{ENDED_KEY}', ended); }}
+    else {{ sessionStorage.removeItem('{ENDED_KEY}'); }}
   }} catch (e) {{}}
   return [];
 }}"""
@@ -152,14 +166,42 @@ NOTE_SENT_JS = """
     }, true);
   }
 """
+# Gradio's chatbot names each message by its raw content (Markdown, escapes and all):
+# the page renames each one from the text the patient sees, whenever Gradio sets it again
+PLAIN_LABELS_JS = """
+  if (!window.__scarguideLabels) {
+    window.__scarguideLabels = true;
+    const rename = el => {
+      const who = el.dataset.testid === 'user' ? 'You' : 'The assistant';
+      const plain = `${who}: ${(el.innerText || '').replace(/\\s+/g, ' ').trim()}`;
+      if (el.getAttribute('aria-label') !== plain) { el.setAttribute('aria-label', plain); }
+    };
+    let queued = false;
+    const sweep = () => {
+      queued = false;
+      document.querySelectorAll('#chat [data-testid=bot][aria-label], '
+        + '#chat [data-testid=user][aria-label]').forEach(rename);
+    };
+    const soon = () => { if (!queued) { queued = true; requestAnimationFrame(sweep); } };
+    new MutationObserver(soon).observe(document.body, {subtree: true, childList: true,
+      characterData: true, attributes: true, attributeFilter: ['aria-label']});
+    sweep();
+  }
+"""
 # on load: the tab's conversation id, as restore's first input (the tab state, the second,
-# is the server's); the page starts noting what is sent
-READ_SESSION_JS = """(sid, tab) => {
+# is the server's); the page starts noting what is sent and naming messages in plain text
+READ_SESSION_JS = """(sid, tab, _ended) => {
 __NOTE__
-  let stored = '';
-  try { stored = sessionStorage.getItem('__KEY__') || ''; } catch (e) {}
-  return [stored, tab === undefined ? null : tab];
-}""".replace("__NOTE__", NOTE_SENT_JS.strip("\n")).replace("__KEY__", STORAGE_KEY)
+__LABELS__
+  let stored = '', ended = '';
+  try {
+    stored = sessionStorage.getItem('__KEY__') || '';
+    ended = sessionStorage.getItem('__ENDED__') || '';
+  } catch (e) {}
+  return [stored, tab === undefined ? null : tab, ended];
+}""".replace("__NOTE__", NOTE_SENT_JS.strip("\n")).replace("__KEY__", STORAGE_KEY).replace(
+    "__ENDED__", ENDED_KEY).replace(
+    "__LABELS__", PLAIN_LABELS_JS.strip("\n"))
 # the booking form's fields, in the order they are shown: the error under each has the
 # field's id + "-error"
 FORM_FIELDS = {"concern": "b-concern", "name": "b-name", "email": "b-email",
@@ -327,9 +369,15 @@ def sources_markdown(record: AnswerRecord, guide: Guide | None = None) -> str:
         href = guide.href(c.chunk_id, c.quote) if guide else None
         return guide_link(plain(c.section), href, _source_title(c.n, c.section))
 
-    return "\n\n".join(
-        f"**\\[{c.n}\\]** {section(c)}  \n“{plain(c.quote)}”" for c in record.citations
-    )
+    parts = [f"**\\[{c.n}\\]** {section(c)}  \n“{plain(c.quote)}”" for c in record.citations]
+    if record.glossary:  # the terms, readable without hover: the guide's own definitions
+        parts.append("**Terms, as the guide defines them**")
+        for g in record.glossary:
+            href = guide.href(g.chunk_id, g.definition) if guide else None
+            where = guide_link(plain(g.section.split(" › ")[-1]), href,
+                               f"{g.term} in the guide (opens the guide in a new tab)")
+            parts.append(f"**{plain(g.term)}**: “{plain(g.definition)}” ({where})")
+    return "\n\n".join(parts)
 
 
 def answer_markdown(record: AnswerRecord, guide: Guide | None = None) -> str:
@@ -339,7 +387,14 @@ def answer_markdown(record: AnswerRecord, guide: Guide | None = None) -> str:
         return text
     hrefs = {c.n: guide.href(c.chunk_id, c.quote) for c in record.citations}
     titles = {c.n: _source_title(c.n, c.section) for c in record.citations}
-    return link_markers(text, hrefs, titles)
+    terms = [((g.term, *g.also), guide.href(g.chunk_id, g.definition), term_title(g))
+             for g in record.glossary]
+    return link_markers(link_terms(text, terms), hrefs, titles)
+
+
+def term_title(entry) -> str:
+    """A glossary term's title: the guide's defining sentence, said as the guide's."""
+    return f"{entry.term}, as the guide defines it: {entry.definition}"
 
 
 def answer_messages(record: AnswerRecord, guide: Guide | None = None,
@@ -705,6 +760,10 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings,
         def tab_of(tab: Tab | None) -> Tab:
             return tab if isinstance(tab, Tab) else local
 
+        restore_outputs = [chat, session_box, turn_of, intro, nearby_row, *nearby,
+                           ended_session, ended_row, ended_note, booking_done, book,
+                           nearby_book]
+
         def offer(record: AnswerRecord | None) -> list:
             """The nearby row and its buttons for the answer shown last."""
             if record is None or record.status != "not_in_guide":
@@ -718,31 +777,51 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings,
         def shown_chat(history: list) -> Any:
             return gr.update(value=history, visible=bool(history))
 
-        def restore(sid: str, tab: Tab | None = None):
-            """A reload of this tab: show its conversation again."""
+        def restore(sid: str, tab: Tab | None = None, ended_sid: str = ""):
+            """A reload of this tab: its conversation again, or the one it ended (the ended
+            note, and a booking's confirmation, as they were before the reload)."""
             tab = tab_of(tab)
-            sid = (sid or "").strip()
-            empty = [[], "", {}, gr.update(visible=True), *offer(None)]
-            if not sid:
+            sid, ended_sid = (sid or "").strip(), (ended_sid or "").strip()
+            empty = dict(zip(restore_outputs, [
+                [], "", {}, gr.update(visible=True), *offer(None), "", hidden, gr.update(),
+                hidden, gr.update(visible=True), gr.update()], strict=True))
+            shown_sid = sid or ended_sid
+            if not shown_sid:
                 return empty
             try:
-                records = desk().history(sid)
-                ended = desk().store.ended(sid)
+                records = desk().history(shown_sid)
+                ended = desk().store.ended(shown_sid)
+                booked = desk().store.booking_for_session(shown_sid)
             except (SessionError, ScarguideError):
                 return empty
+            if not sid and not ended:  # an ended id that is not ended: nothing to restore
+                return empty
+            reference = booked["reference"] if booked else None
             history: list[dict[str, Any]] = []
             turns: dict[int, int] = {}
             for record in records:
                 if record.question != "[end of conversation]":
                     history.append({"role": "user", "content": plain(record.question)})
                 turns[len(history)] = [record.session_id, record.turn]
-                history.extend(answer_messages(record, guide))
+                history.extend(answer_messages(record, guide, reference))
             with tab.lock:
                 if not tab.answering:
-                    tab.chat, tab.shown, tab.sid, tab.turns = history, history, sid, turns
-                    tab.ended = ended
-            return [shown_chat(history), sid, turns, gr.update(visible=not history),
-                    *offer(records[-1] if records else None)]
+                    tab.chat, tab.shown, tab.turns = history, history, turns
+                    tab.sid = "" if ended else sid
+                    tab.ended, tab.booked = ended, reference
+            offer_booking = gr.update(visible=reference is None)
+            return {
+                **dict(zip(restore_outputs[:5 + NEARBY], [
+                    shown_chat(history), "" if ended else sid, turns,
+                    gr.update(visible=not history),
+                    *offer(records[-1] if records and not ended else None)], strict=True)),
+                ended_session: shown_sid if ended else "",
+                ended_row: gr.update(visible=ended),
+                ended_note: f'<div role="status">{BOOKED_ENDED if reference else ENDED}</div>',
+                booking_done: gr.update(value=confirmation_html(reference), visible=True)
+                if reference else hidden,
+                book: offer_booking, nearby_book: offer_booking,
+            }
 
         def answer_one(text: str, history: list, sid: str, turns: dict, request,
                        tab: Tab) -> Iterator[list]:
@@ -914,7 +993,7 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings,
                 concurrency_limit=None,
                 trigger_mode="multiple",
                 show_progress="hidden",
-            ).then(None, [session_box], None, js=SAVE_SESSION_JS)
+            ).then(None, [session_box, ended_session], None, js=SAVE_SESSION_JS)
         for button in (*starter_buttons, *nearby):
             button.click(
                 ask_suggestion,
@@ -924,7 +1003,7 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings,
                 concurrency_limit=None,
                 trigger_mode="multiple",
                 show_progress="hidden",
-            ).then(None, [session_box], None, js=SAVE_SESSION_JS)
+            ).then(None, [session_box, ended_session], None, js=SAVE_SESSION_JS)
 
         chat.change(None, [chat], [ended_row, book, nearby_book], js=NEW_CONVERSATION_JS,
                     show_progress="hidden")
@@ -1025,7 +1104,7 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings,
         end.click(
             end_chat, [session_box, chat, turn_of, tab_state], end_outputs,
             show_progress="hidden",
-        ).then(None, [session_box], None, js=SAVE_SESSION_JS).then(
+        ).then(None, [session_box, ended_session], None, js=SAVE_SESSION_JS).then(
             None, None, None, js=SHOW_ENDED_JS)
 
         def start_new(tab: Tab | None = None):
@@ -1037,7 +1116,7 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings,
             return {**reset(tab), **form_cleared()}
 
         new_chat.click(start_new, [tab_state], end_outputs, show_progress="hidden").then(
-            None, [session_box], None, js=SAVE_SESSION_JS).then(
+            None, [session_box, ended_session], None, js=SAVE_SESSION_JS).then(
             None, None, None, js=FOCUS_QUESTION_JS)
 
         def submit_booking(sid, concern_text, name_text, email_text, phone_text, times_text, ok,
@@ -1141,8 +1220,7 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings,
 
         comment_send.click(send_comment, [feedback_id, comment], [comment, comment_row])
 
-        demo.load(restore, [session_box, tab_state],
-                  [chat, session_box, turn_of, intro, nearby_row, *nearby],
+        demo.load(restore, [session_box, tab_state, ended_session], restore_outputs,
                   js=READ_SESSION_JS)
 
     demo.queue(default_concurrency_limit=None, max_size=64)
