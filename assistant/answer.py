@@ -40,6 +40,7 @@ from assistant.retrieve import HybridRetriever
 from assistant.rules import Rules
 from assistant.safety import clean_message
 from assistant.sessions import Session, SessionStore, TurnSummary
+from assistant.translate import QuestionTranslator
 from assistant.triage import Triage, TriageResult, build_triage
 from assistant.verify import ClaimChecker
 
@@ -112,6 +113,8 @@ class Assistant:
         self.chooser = Chooser(chunks, settings.prompts_dir, settings.answer_second_probability,
                                settings.openai_response_format, settings.answer_prior_weight)
         self.glossary = Glossary.from_chunks(chunks)  # the terms the guide defines
+        # a question in another language is searched and chosen for in English
+        self.translator = QuestionTranslator(settings.prompts_dir)
         self.texts = load_texts("answer_text", settings.prompts_dir, TEMPLATES)
         self.rules = Rules(settings, getattr(checker, "embeddings", None))
         self._sections = list(dict.fromkeys(c.section for c in chunks))
@@ -205,7 +208,7 @@ class Assistant:
         else:
             record = None
             try:
-                for event in self._answer(session, text, clock):
+                for event in self._answer(session, text, clock, triage.language):
                     if event.record is None:
                         yield event
                     record = event.record or record
@@ -230,10 +233,16 @@ class Assistant:
 
     # -- stages ---------------------------------------------------------------------
 
-    def _answer(self, session: Session, text: str, clock: _Clock) -> Iterator[Event]:
+    def _answer(
+        self, session: Session, message: str, clock: _Clock, language: str = "en"
+    ) -> Iterator[Event]:
         """Retrieve candidates, settle coverage, let the model choose, show guide text."""
         s = self.settings
-        earlier = [t.question for t in session.turns if t.status in ("answered", "not_in_guide")]
+        english = self._english(message, language)
+        clock.lap("translate")
+        text = english or message  # what the search, the choice and the rules read
+        earlier = [t.question_english or t.question for t in session.turns
+                   if t.status in ("answered", "not_in_guide")]
         earlier = earlier[-s.history_turns :] if s.history_turns else []
         alone = self.search(text)
         # a follow-up is read with the patient's previous message; both readings give
@@ -251,7 +260,8 @@ class Assistant:
             *(other.hits[: s.answer_candidates] if other else []),
         ]}.values())[: s.answer_candidates + (1 if other else 0)]
         standalone = f"{earlier[-1]} — {text}" if follow else None
-        base = self._record(session, "answered", "", question=text, standalone=standalone)
+        base = self._record(session, "answered", "", question=message, standalone=standalone)
+        base.question_english = english
         base.retrieved = [{k: v for k, v in h.to_dict().items() if k != "text"} for h in hits]
         base.top_similarity = round(lead.top_similarity, 4)
         if not (alone.covered or (follow and joined is not None and joined.covered)):
@@ -321,6 +331,22 @@ class Assistant:
                                             [c.quote for c in citations])
         ]
         yield Event("record", record=base)
+
+    def _english(self, message: str, language: str) -> str | None:
+        """The English of a question in another offered language (None: read as written,
+        also when the model's translation is not usable or the call fails)."""
+        s = self.settings
+        if not s.translate_questions or language not in s.languages:
+            return None
+        if not self.translator.needed(message, language):
+            return None
+        self.ready()
+        messages = self.translator.messages(self.chooser.prefix(), message, language)
+        try:
+            reply = self.chat.invoke(messages, max_tokens=self.translator.max_tokens)
+        except Exception:  # noqa: BLE001 - the question is then read as written
+            return None
+        return self.translator.read(getattr(reply, "content", reply), message)
 
     @staticmethod
     def _prior(lead, hits) -> list[float]:
@@ -452,6 +478,7 @@ class Assistant:
             TurnSummary(
                 question=record.question,
                 standalone_question=record.standalone_question,
+                question_english=record.question_english,
                 status=record.status,
                 sections=list(dict.fromkeys(c.section for c in record.citations)),
             )

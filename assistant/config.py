@@ -229,6 +229,12 @@ class Settings(BaseSettings):
         description="Languages offered (ISO 639-1 codes, JSON list): the fixed replies come "
         "in these when prompts/replies/ has them. [\"en\"] is English only.",
     )
+    translate_questions: bool = Field(
+        True,
+        description="Read a question in another offered language in English (the chat model "
+        "puts it into English after the guide prefix it holds) for the search and the "
+        "model's choice; the patient still reads the guide's own sentences.",
+    )
 
     # Triage (assistant.triage)
     triage_model_check: bool = Field(

@@ -55,6 +55,9 @@ class AnswerRecord(BaseModel):
     turn: int
     question: str
     standalone_question: str | None = None
+    # a question in another language, as the model put it into English for the search and
+    # the choice (never shown to the patient as a fact; staff see it)
+    question_english: str | None = None
     retrieved: list[dict[str, Any]] = Field(default_factory=list)
     top_similarity: float | None = None
     verdicts: list[SentenceVerdict] = Field(default_factory=list)

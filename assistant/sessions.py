@@ -25,6 +25,7 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 class TurnSummary(BaseModel):
     question: str
     standalone_question: str | None = None
+    question_english: str | None = None  # a question in another language, in English
     status: str
     sections: list[str] = Field(default_factory=list)
 

@@ -300,6 +300,7 @@ class Store:
                 TurnSummary(
                     question=r.question,
                     standalone_question=r.standalone_question,
+                    question_english=r.record.get("question_english"),
                     status=r.status,
                     sections=list(
                         dict.fromkeys(c["section"] for c in r.record.get("citations", []))
