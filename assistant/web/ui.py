@@ -103,6 +103,10 @@ CSS = """
   width: min(22rem, 80vw); padding: 0.4rem 0.6rem; border-radius: 4px;
   background: #1b3b3b; color: #ffffff; font-size: 0.9rem; line-height: 1.35;
   white-space: normal; text-decoration: none; }
+/* the answer's text is its own layer (Gradio's 0.8 opacity): lift the message that holds
+   the term shown, or the Sources panel after it is painted over the definition */
+#chat .message:has(a[title*="as the guide defines it"]:hover),
+#chat .message:has(a[title*="as the guide defines it"]:focus-visible) { z-index: 30; }
 #booking { border: 2px solid #00695c; border-radius: 8px; padding: 0.5rem; }
 #booking-result { font-size: 1.05rem; }
 #input-error { color: #8a0016; font-weight: 600; }
