@@ -149,6 +149,16 @@ def test_patient_asks_opens_sources_meets_a_gap_and_books(server):
         }""")
         assert "as the guide defines it" in shown[0]
         assert shown[0] in shown[1], shown  # the definition is on screen, not only a title
+        # and on top: the box under the term is the term's own (its ::after), not the
+        # Sources panel or a later message painted over it
+        on_top = page.evaluate("""() => {
+          const a = document.activeElement, r = a.getBoundingClientRect();
+          const box = getComputedStyle(a, '::after');
+          const top = r.top + parseFloat(box.top), height = parseFloat(box.height);
+          return [0.2, 0.5, 0.9].every(
+            (f) => document.elementFromPoint(r.left + 8, top + f * height) === a);
+        }""")
+        assert on_top, "the term's definition is covered by another element"
         shot(page, "18-term-definition")
 
         ask(page, "Does my health insurance pay for laser treatment?")
@@ -325,6 +335,12 @@ def test_staff_find_a_thumbs_down_answer_and_add_it_to_the_eval_set(server):
         page.locator("#chat .thought-group .title", has_text="Sources").last.wait_for()
         page.get_by_role("button", name="Dislike", exact=True).last.click()
         page.get_by_label("Tell us more about this answer (optional)").wait_for()
+        page.locator("#book-btn").click()
+        fill_booking(page, email="sam.case@example.org")
+        page.get_by_role("button", name="Send booking request").click()
+        reference = page.locator("#booking-ref")
+        reference.wait_for(timeout=60_000)
+        reference = reference.inner_text().strip()
 
         page.goto(server.url + "/staff/queue")
         assert page.url.endswith("/staff/login")  # no session: the login page
@@ -349,6 +365,19 @@ def test_staff_find_a_thumbs_down_answer_and_add_it_to_the_eval_set(server):
         page.get_by_role("button", name="Add to the eval set").click()
         expect(page.locator(".flash")).to_contain_text("Added case")
         shot(page, "7-staff-turn")
+
+        # the booking, found by its reference, leads to the whole conversation it came from
+        page.goto(server.url + "/staff/bookings")
+        page.get_by_label("Search", exact=True).fill(reference)
+        page.get_by_label("Search", exact=True).press("Enter")
+        booking = page.locator("#bookings tr.booking", has_text=reference)
+        expect(booking).to_have_count(1)
+        expect(booking.locator("mark")).to_contain_text(reference)  # why the row matched
+        booking.get_by_role("link", name=f"Conversation of booking {reference}").click()
+        page.locator("#turns").wait_for()
+        expect(page.locator("#turns")).to_contain_text("what are rolling scars?")
+        expect(page.locator(f"#conversation-booking-{reference}")).to_contain_text("Alex Doe")
+        shot(page, "19-staff-conversation-from-booking")
 
     cases = stored_cases(store)  # in the database, not in a tracked file
     assert len(cases) == before + 1 and cases[-1].conversation == ["what are rolling scars?"]
