@@ -32,19 +32,20 @@ from assistant.corpus import Chunk, guide_units
 from assistant.errors import ModelError, ScarguideError
 from assistant.glossary import Glossary
 from assistant.handoff import build_handoff, summarise
+from assistant.localise import SentenceTranslator, answer_texts
 from assistant.locks import ConversationLocks, ProcessLocks
 from assistant.prompts import load_texts
-from assistant.records import AnswerRecord, Citation, GlossaryEntry, SentenceVerdict
+from assistant.records import AnswerRecord, Citation, GlossaryEntry, SentenceVerdict, Translation
 from assistant.replies import Replies, replies_for
 from assistant.retrieve import HybridRetriever
 from assistant.rules import Rules
 from assistant.safety import clean_message
 from assistant.sessions import Session, SessionStore, TurnSummary
-from assistant.translate import QuestionTranslator
+from assistant.translate import QuestionTranslator, mostly_english
 from assistant.triage import Triage, TriageResult, build_triage
 from assistant.verify import ClaimChecker
 
-TEMPLATES = ("partial", "none", "offer", "closing")
+TEMPLATES = ("partial", "none", "offer", "closing", "declined", "handoff")
 
 
 def _flat(text: str) -> str:
@@ -55,9 +56,12 @@ def _flat(text: str) -> str:
 class Event:
     """What ``Assistant.stream`` yields: verified sentences, then the record."""
 
-    kind: str  # "notice" (a fixed urgent or crisis reply first), "sentence" or "record"
+    # "notice" (a fixed urgent or crisis reply first), "sentence", "translation" (a cited
+    # sentence's checked translation, after the sentences) or "record"
+    kind: str
     text: str = ""
     record: AnswerRecord | None = None
+    translation: Translation | None = None
 
 
 class _Clock:
@@ -89,6 +93,7 @@ class Assistant:
         model_name: str,
         journal: Callable[[AnswerRecord], None] | None = None,
         triage: Triage | None = None,
+        translation_chat: Callable[[], BaseChatModel] | None = None,
     ) -> None:
         self.settings = settings
         # urgent and crisis messages, however written: patterns, the model, the screen
@@ -115,6 +120,14 @@ class Assistant:
         self.glossary = Glossary.from_chunks(chunks)  # the terms the guide defines
         # a question in another language is searched and chosen for in English
         self.translator = QuestionTranslator(settings.prompts_dir)
+        # ... and its answer's guide sentences get a checked translation beside them
+        # (on a model instance of its own, without the guide: see build_translation_model)
+        self.localiser = SentenceTranslator(
+            getattr(checker, "embeddings", None), settings.prompts_dir,
+            settings.translation_check_similarity,
+            cache=settings.data_dir / "cache" / f"translations-{model_name}.json"
+            if settings.translation_cache else None)
+        self.translation_chat = translation_chat or (lambda: chat)
         self.texts = load_texts("answer_text", settings.prompts_dir, TEMPLATES)
         self.rules = Rules(settings, getattr(checker, "embeddings", None))
         self._sections = list(dict.fromkeys(c.section for c in chunks))
@@ -194,6 +207,7 @@ class Assistant:
         where = triage.route if triage.routed and triage.firm else self.rules.route(
             text, lambda t: self.search(t).top_similarity
         )
+        language = self._language(text, triage.language)
         notice = None
         if triage.routed and not triage.firm:  # unsure: the fixed reply first, then the answer
             notice = self._fixed_reply(triage.replies, triage.language)[0]
@@ -202,13 +216,13 @@ class Assistant:
             kinds = triage.replies if triage.routed and triage.firm else (where,)
             record = self._urgent(session, text, kinds, triage.language)
         elif where == "declined":
-            record = self._declined(session, text)
+            record = self._declined(session, text, language)
         elif where == "closing":
-            record = self._closing(session, text)
+            record = self._closing(session, text, language)
         else:
             record = None
             try:
-                for event in self._answer(session, text, clock, triage.language):
+                for event in self._answer(session, text, clock, triage.language, language):
                     if event.record is None:
                         yield event
                     record = event.record or record
@@ -217,6 +231,8 @@ class Assistant:
                 raise
         assert record is not None
         record.triage = triage.to_dict()
+        if record.status != "urgent":  # a fixed reply is in the language it was found in
+            record.language = language
         record.notice = notice
         clock.since_start("total")
         record.timings_ms = {**clock.marks, **record.timings_ms}
@@ -227,17 +243,29 @@ class Assistant:
         """The explicit end of a conversation: a handoff with the summary."""
         with self._hold(session_id):
             session = self.sessions.get(session_id)
-            record = self._closing(session, "[end of conversation]")
+            language = session.turns[-1].language if session.turns else "en"
+            record = self._closing(session, "[end of conversation]", language)
+            record.language = language
             self._remember(session, record)
         return record
 
     # -- stages ---------------------------------------------------------------------
 
+    def _language(self, text: str, detected: str) -> str:
+        """The language of the answer's own texts: the message's, when it is offered and
+        the message is not mostly English words; else English."""
+        s = self.settings
+        if detected == "en" or detected not in s.languages or mostly_english(text):
+            return "en"
+        return detected
+
     def _answer(
-        self, session: Session, message: str, clock: _Clock, language: str = "en"
+        self, session: Session, message: str, clock: _Clock, language: str = "en",
+        shown_in: str = "en",
     ) -> Iterator[Event]:
         """Retrieve candidates, settle coverage, let the model choose, show guide text."""
         s = self.settings
+        texts = answer_texts(shown_in, s.prompts_dir)
         english = self._english(message, language)
         clock.lap("translate")
         text = english or message  # what the search, the choice and the rules read
@@ -266,7 +294,7 @@ class Assistant:
         base.top_similarity = round(lead.top_similarity, 4)
         if not (alone.covered or (follow and joined is not None and joined.covered)):
             # scope gate: no model call for what the guide does not cover at all
-            yield Event("record", record=self._not_in_guide(base, session))
+            yield Event("record", record=self._not_in_guide(base, session, shown_in))
             return
 
         candidates = [self.number_of[h.chunk_id] for h in hits]
@@ -285,19 +313,20 @@ class Assistant:
             choice.source, choice.problem = "model-empty", "the model leans to none"
         if choice.source == "model-empty":
             base.choice = choice.to_dict()
-            yield Event("record", record=self._not_in_guide(base, session))
+            yield Event("record", record=self._not_in_guide(base, session, shown_in))
             return
         base.choice = choice.to_dict()
         chosen = [self.chunks[n - 1] for n in choice.numbers]
         gaps = self.rules.missing_aspects(text, self._context(c.chunk_id for c in chosen))
-        if not gaps:
+        # the words beyond a topic are the patient's own only when nothing translated them
+        if not gaps and english is None:
             gaps = [f"“{w}”" for w in self.rules.beyond_topic(text, chosen, self._sections)]
         base.gaps = gaps
         shown: list[str] = []
         citations: list[Citation] = []
         if gaps:  # the topic is covered, what is asked about it is not
             topics = " and ".join(dict.fromkeys(c.section.split(" › ")[-1] for c in chosen))
-            opening = self.texts.render("partial", missing=" or ".join(gaps), topic=topics)
+            opening = texts.render("partial", missing=" or ".join(gaps), topic=topics)
             shown.append(opening)
             yield Event("sentence", text=opening)
         for chunk in chosen:
@@ -316,12 +345,19 @@ class Assistant:
         ]
         clock.lap("compose")
         if gaps:
-            offer = self.texts.render("offer")
-            shown.append(offer)
+            shown.append(texts.render("offer"))
             base.status, base.coverage = "not_in_guide", "partial"
-            base.handoff = build_handoff(self.settings, session)
+            base.handoff = build_handoff(self.settings, session, texts.render("handoff"))
         else:
             base.coverage = "full"
+        if shown_in != "en" and s.translate_answers and citations:
+            base.translation_label = texts.render("label")
+            for citation in citations:  # after the sentences: the English comes first
+                done = self._translation(citation, shown_in)
+                done.shown = done.text if done.passed else texts.render("unchecked")
+                base.translations.append(done)
+                yield Event("translation", translation=done)
+            clock.lap("translate_answer")
         base.answer = " ".join(shown)
         base.citations = citations
         base.glossary = [
@@ -331,6 +367,28 @@ class Assistant:
                                             [c.quote for c in citations])
         ]
         yield Event("record", record=base)
+
+    def _translation(self, citation: Citation, language: str) -> Translation:
+        """A cited sentence in the patient's language, checked (see assistant.localise)."""
+        model = self.translation_chat()
+
+        def ask(text: str):
+            return model.invoke([HumanMessage(text)], max_tokens=self.localiser.max_tokens)
+
+        return self.localiser.translate(ask, citation.n, citation.quote, language)
+
+    def translate_guide(self, language: str, progress=None) -> list[Translation]:
+        """Every sentence the guide can show, translated into ``language`` and checked now
+        (kept like any other), so no patient waits for one: what staff can also review."""
+        units = [(c, u) for c in self.chunks for u in guide_units(c.text)]
+        done = []
+        for i, (chunk, unit) in enumerate(units, start=1):
+            done.append(self._translation(
+                Citation(n=i, chunk_id=chunk.chunk_id, section=chunk.section, quote=unit),
+                language))
+            if progress is not None:
+                progress(i, len(units))
+        return done
 
     def _english(self, message: str, language: str) -> str | None:
         """The English of a question in another offered language (None: read as written,
@@ -411,12 +469,14 @@ class Assistant:
         )
         return citations[-1].n
 
-    def _not_in_guide(self, base: AnswerRecord, session: Session) -> AnswerRecord:
+    def _not_in_guide(self, base: AnswerRecord, session: Session,
+                      language: str = "en") -> AnswerRecord:
         """The guide does not cover the question at all: say so, offer the consultation."""
+        texts = answer_texts(language, self.settings.prompts_dir)
         base.status, base.coverage = "not_in_guide", "none"
-        base.answer = f"{self.texts.render('none')} {self.texts.render('offer')}"
+        base.answer = f"{texts.render('none')} {texts.render('offer')}"
         base.citations = []
-        base.handoff = build_handoff(self.settings, session)
+        base.handoff = build_handoff(self.settings, session, texts.render("handoff"))
         return base
 
     def _fixed_reply(self, kinds: Sequence[str], language: str) -> tuple[str, Replies]:
@@ -436,23 +496,22 @@ class Assistant:
         answer, replies = self._fixed_reply(kinds, language)
         record = self._record(session, "urgent", answer, question=text)
         record.prompt = {"name": f"replies/{replies.language}", "version": replies.version}
+        record.language = replies.language
         record.handoff = build_handoff(self.settings, session, replies.follow_up)
         return record
 
-    def _declined(self, session: Session, text: str) -> AnswerRecord:
-        answer = (
-            "I can't give doses, prescriptions or diagnoses: those need a dermatologist who can "
-            "examine you. I can explain what the guide says about acne scars and their treatments."
-        )
-        record = self._record(session, "declined", answer, question=text)
+    def _declined(self, session: Session, text: str, language: str = "en") -> AnswerRecord:
+        texts = answer_texts(language, self.settings.prompts_dir)
+        record = self._record(session, "declined", texts.render("declined"), question=text)
         record.prompt = None
-        record.handoff = build_handoff(self.settings, session)
+        record.handoff = build_handoff(self.settings, session, texts.render("handoff"))
         return record
 
-    def _closing(self, session: Session, text: str) -> AnswerRecord:
-        handoff = build_handoff(self.settings, session)
+    def _closing(self, session: Session, text: str, language: str = "en") -> AnswerRecord:
+        texts = answer_texts(language, self.settings.prompts_dir)
+        handoff = build_handoff(self.settings, session, texts.render("handoff"))
         record = self._record(
-            session, "handoff", f"{self.texts.render('closing')} {handoff.message}", question=text
+            session, "handoff", f"{texts.render('closing')} {handoff.message}", question=text
         )
         record.prompt = None
         record.handoff = handoff
@@ -479,6 +538,7 @@ class Assistant:
                 question=record.question,
                 standalone_question=record.standalone_question,
                 question_english=record.question_english,
+                language=record.language,
                 status=record.status,
                 sections=list(dict.fromkeys(c.section for c in record.citations)),
             )

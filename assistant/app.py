@@ -101,7 +101,16 @@ class Services:
             model_name,
             journal=self.store.record_turn,
             triage=self.triage,
+            translation_chat=self._translation_chat,
         )
+
+    def _translation_chat(self) -> BaseChatModel:
+        """Built the first time an answer is translated (most conversations are English)."""
+        from assistant.llm import build_translation_model
+
+        if "translation" not in self.__dict__:
+            self.__dict__["translation"] = build_translation_model(self.settings)
+        return self.__dict__["translation"]
 
     @cached_property
     def store(self) -> Store:

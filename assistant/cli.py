@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -156,6 +157,8 @@ def chat(
                 typer.echo(f"URGENT: {event.text}\nguide › ", nl=False)
             elif event.kind == "sentence":
                 typer.echo(event.text + " ", nl=False)
+            elif event.translation is not None:  # after the sentences: each on its line
+                typer.echo(f"\n  [{event.translation.n}] {event.translation.shown}", nl=False)
             else:
                 record = event.record
         typer.echo()
@@ -168,6 +171,26 @@ def chat(
                 typer.echo(f"  [{c.n}] {c.section}: “{c.quote}”")
         if record.status == "handoff":
             return
+
+
+@app.command()
+def translations(
+    languages: Annotated[str | None, typer.Option(
+        help="Comma-separated languages (default: every offered one but English).")] = None,
+) -> None:
+    """Translate and check every sentence the guide can show, now (kept under
+    data_dir/cache), so patients writing in those languages never wait for a translation;
+    prints how many passed their check per language."""
+    assistant = _services().assistant
+    wanted = [x.strip() for x in (languages or "").split(",") if x.strip()] or [
+        x for x in assistant.settings.languages if x != "en"]
+    for language in wanted:
+        started = time.perf_counter()
+        done = assistant.translate_guide(language)
+        passed = sum(t.passed for t in done)
+        typer.echo(f"{language}: {passed} of {len(done)} sentences passed the check "
+                   f"({100 * passed / max(1, len(done)):.1f}%), "
+                   f"{time.perf_counter() - started:.0f} s")
 
 
 @app.command()
@@ -440,6 +463,28 @@ def eval_verifier(
     services = _services()
     result = verifier.evaluate(services.settings, services.checker, cases or verifier.DEFAULT_CASES)
     typer.echo(verifier.to_json(result) if as_json else verifier.render(result))
+
+
+@eval_app.command("languages")
+def eval_languages(
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
+    cases: Annotated[Path | None, typer.Option(help="Cases file (JSON lines).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write every case's record here (JSON).")] = None,
+) -> None:
+    """Questions in other languages: key facts (on the English guide sentences cited),
+    refusals, the translations' check and latency, per language."""
+    from assistant.app import Services
+    from assistant.evals import languages
+
+    assistant = Services(load_settings(**EVAL_STORES)).assistant
+    typer.echo(f"Warming the model ({assistant.model_name})…", err=True)
+    assistant.warm()
+    selected = languages.load_cases(cases or languages.DEFAULT_CASES)[:limit]
+    summary, results = languages.evaluate(assistant, selected)
+    typer.echo(languages.render(summary, results))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(languages.to_json(summary, results), encoding="utf-8")
 
 
 @eval_app.command("answers")

@@ -236,6 +236,23 @@ class Settings(BaseSettings):
         "model's choice; the patient still reads the guide's own sentences.",
     )
 
+    translate_answers: bool = Field(
+        True,
+        description="Beside each cited guide sentence of an answer in another offered "
+        "language, an automatic translation into that language, labelled as such and shown "
+        "only when it passes its check (translated back into English, it must mean what the "
+        "guide's sentence says); the English sentence is always shown.",
+    )
+    translation_cache: bool = Field(
+        True, description="Keep each guide sentence's checked translation under "
+        "data_dir/cache (guide text only), so it is translated once per language and model.",
+    )
+    translation_check_similarity: float = Field(
+        0.85, ge=0, le=1,
+        description="The check of an automatic translation: the least cosine similarity "
+        "(MiniLM) between its back-translation into English and the guide's sentence.",
+    )
+
     # Triage (assistant.triage)
     triage_model_check: bool = Field(
         True, description="Ask the chat model whether a message is urgent (the semantic layer)."

@@ -252,7 +252,8 @@ class QuoteChat(BaseChatModel):
     """A deterministic stand-in that follows the prompts the way a careful model would:
     an answer call gets the first candidate passage chosen (the retriever's best), as
     JSON; a judge prompt gets "yes" when the claim's words all appear in the passage;
-    triage gets "none" (routing is left to the reviewed patterns). No model, no
+    triage gets "none" (routing is left to the reviewed patterns); a translation gets the
+    sentence back unchanged (so it fails the translation check). No model, no
     randomness: for tests of everything around the model."""
 
     delay_s: float = 0.0  # an answer call takes this long (tests of deadlines)
@@ -265,6 +266,9 @@ class QuoteChat(BaseChatModel):
         last = str(messages[-1].content) if messages else ""
         if "<latest>" in last:  # triage: leaves routing to the reviewed patterns
             return "none"
+        if "<sentence language=" in last:  # a translation: it knows no other language, so
+            sentence = re.search(r"<sentence[^>]*>(.*?)</sentence>", last, re.S)  # it echoes
+            return sentence.group(1).strip() if sentence else ""
         if "<claim>" in last:  # judge
             claim = re.search(r"<claim>(.*?)</claim>", last, re.S)
             passage = re.search(r"<passage>(.*?)</passage>", last, re.S)
@@ -346,6 +350,27 @@ def build_triage_model(settings: Settings) -> BaseChatModel:
     if settings.llm_backend == "openai":
         url = settings.triage_openai_base_url or settings.openai_base_url
         return _openai(settings.model_copy(update={"openai_base_url": url}))
+    return QuoteChat()
+
+
+def build_translation_model(settings: Settings) -> BaseChatModel:
+    """The model that translates an answer's guide sentences and translates them back for
+    the check. Locally, an instance of its own with a small context and nothing of the
+    guide in it: after the guide prefix, the model "translated back" by copying the guide's
+    sentence from its context, and every translation passed. A server is shared (each call
+    is sent alone); the test backends get the deterministic stand-in."""
+    if settings.llm_backend == "local":
+        return LlamaCppChat(
+            model_path=str(model_path(settings.llm_model, settings.data_dir)),
+            model_name=settings.llm_model,
+            n_ctx=1024,
+            n_threads=settings.llm_threads,
+            temperature=0.0,
+            max_tokens=160,
+            seed=settings.llm_seed,
+        )
+    if settings.llm_backend == "openai":
+        return _openai(settings)
     return QuoteChat()
 
 

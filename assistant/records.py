@@ -41,6 +41,23 @@ class GlossaryEntry(BaseModel):
     also: list[str] = Field(default_factory=list, description="Other names of the term.")
 
 
+class Translation(BaseModel):
+    """A cited guide sentence in the patient's language: an automatic translation, shown
+    beside the guide's English sentence only when it passed its check."""
+
+    n: int = Field(description="The [n] marker of the guide sentence it translates.")
+    language: str
+    text: str = Field(description="The automatic translation ('' when the model gave none).")
+    back: str = Field("", description="The translation put back into English, for the check.")
+    similarity: float | None = Field(
+        None, description="Cosine similarity of the English back-translation and the guide's "
+        "sentence (MiniLM).")
+    passed: bool = Field(description="Shown to the patient only when true.")
+    problems: list[str] = Field(default_factory=list, description="Why the check failed.")
+    shown: str = Field("", description="What the patient reads beside the sentence: the "
+                       "translation when it passed, else a note that only the English is shown.")
+
+
 class AnswerRecord(BaseModel):
     """One exchange: what the patient sees, and what staff and the eval harness check."""
 
@@ -58,6 +75,14 @@ class AnswerRecord(BaseModel):
     # a question in another language, as the model put it into English for the search and
     # the choice (never shown to the patient as a fact; staff see it)
     question_english: str | None = None
+    language: str = Field(
+        "en", description="The language of the answer's own texts (refusals, openings, the "
+        "handoff) and of its translations; the guide's sentences stay English.")
+    translations: list[Translation] = Field(
+        default_factory=list, description="Each cited sentence's automatic translation into "
+        "the patient's language, with its check (only those that passed are shown).")
+    translation_label: str | None = Field(
+        None, description="The label over the translations, in the patient's language.")
     retrieved: list[dict[str, Any]] = Field(default_factory=list)
     top_similarity: float | None = None
     verdicts: list[SentenceVerdict] = Field(default_factory=list)

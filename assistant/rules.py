@@ -12,7 +12,9 @@ eval question: each is a general reading of what a patient asked.
   passages never use, even misspelled, and that are English words ("is it sore
   afterwards?"; not a name, an address or a number), at least two of them (one alone is
   more often a synonym: "wrinkles" for "fine lines"), gets a partial answer naming them.
-  A question in lay words names no topic, and is left to the model.
+  A question in lay words names no topic, and is left to the model. A question read in
+  English from another language is not checked: its words are the translation's, not the
+  patient's.
 - ``model_says_none``: the model's probability of choosing no passage, read off its
   next-token distribution, at least ``answer_none_probability``: the guide does not cover
   the question (the greedy reply alone almost never chooses none).

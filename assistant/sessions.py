@@ -26,6 +26,7 @@ class TurnSummary(BaseModel):
     question: str
     standalone_question: str | None = None
     question_english: str | None = None  # a question in another language, in English
+    language: str = "en"  # the language its answer's own texts were in
     status: str
     sections: list[str] = Field(default_factory=list)
 

@@ -301,6 +301,7 @@ class Store:
                     question=r.question,
                     standalone_question=r.standalone_question,
                     question_english=r.record.get("question_english"),
+                    language=r.record.get("language", "en"),
                     status=r.status,
                     sections=list(
                         dict.fromkeys(c["section"] for c in r.record.get("citations", []))

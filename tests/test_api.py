@@ -15,7 +15,7 @@ from tests.conftest import fake_settings
 from tests.test_answer import SUBCISION, SUBCISION_CHOICE
 
 CHAT_FIELDS = {"session_id", "status", "coverage", "answer", "citations", "glossary", "handoff",
-               "turn", "notice"}
+               "turn", "notice", "language", "translations", "translation_label"}
 
 
 def make_client(tmp_path, *replies, ui=False, **overrides) -> TestClient:

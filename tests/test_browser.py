@@ -5,6 +5,7 @@ Screenshots go to ``test-artifacts/`` (the ones in ``docs/`` come from this test
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -261,6 +262,45 @@ def test_a_not_covered_answer_says_so_once_and_offers_topics_and_booking(server)
         book = page.locator("#book-btn")
         book.click()
         page.get_by_label("Your name").wait_for()
+
+
+def test_a_spanish_question_gets_the_guides_english_sentences_each_with_its_translation(server):
+    with browser_page(ARTIFACTS) as page:
+        page.goto(server.url + "/")
+        ask(page, "¿qué es la subcisión?")
+        sources = page.locator("#chat .thought-group .title", has_text="Sources").first
+        sources.wait_for()
+        bot = page.locator("#chat [data-testid=bot]").first
+        text = bot.inner_text()
+        record = latest_record(server)
+        assert record["language"] == "es" and record["translations"], record
+        # the guide's English sentence, cited, then the translations under their label
+        first = record["citations"][0]
+        assert first["quote"] in text and "[1]" in text
+        label = bot.get_by_text("Traducción automática de las frases de la guía")
+        assert label.is_visible()
+        assert text.index(first["quote"]) < text.index("Traducción automática")
+        for t in record["translations"]:
+            assert f"[{t['n']}] {t['shown']}" in text  # the translation, or the note
+            if not t["passed"] and t["text"]:
+                assert t["text"] not in text  # a translation that failed is not shown
+        # each [n] of a translation opens the English original's place in the guide
+        markers = bot.locator("a", has_text=f"[{record['translations'][0]['n']}]")
+        assert markers.count() == 2 and len({m.get_attribute("href") for m in
+                                             markers.all()}) == 1
+        sources.click()
+        panel = page.locator("#chat .thought-group .content").first
+        panel.wait_for()
+        assert f"“{first['quote']}”" in panel.inner_text()
+        assert panel.locator("a[href^='/guide#']").count() >= 1
+        shot(page, "20-spanish-question-translated")
+
+
+def latest_record(server) -> dict:
+    """The newest answer record the server stored."""
+    with sqlite3.connect(server.db) as db:
+        (record,) = db.execute("SELECT record FROM turns ORDER BY id DESC LIMIT 1").fetchone()
+    return json.loads(record)
 
 
 def test_tabs_have_their_own_conversations_and_urgent_is_prominent(server):

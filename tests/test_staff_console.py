@@ -339,3 +339,27 @@ def test_statuses_and_times_are_readable_everywhere(staff):
     # the CSV keeps ISO times
     [row] = list(csv.DictReader(io.StringIO(staff.get("/staff/bookings.csv").text)))
     assert row["reference"] == ref and re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d", row["created_at"])
+
+
+def test_the_turn_view_shows_each_translation_and_why_one_was_not_shown(staff):
+    from assistant.records import Citation, Translation
+
+    sid = "t" * 16
+    staff.store.record_turn(AnswerRecord(
+        status="answered", answer="Subcision is a treatment. [1] It is used. [2]",
+        session_id=sid, turn=1, question="¿qué es la subcisión?", language="es",
+        citations=[Citation(n=1, chunk_id="c1", section=SECTION, quote="Subcision is a treatment."),
+                   Citation(n=2, chunk_id="c1", section=SECTION, quote="It is used.")],
+        translations=[
+            Translation(n=1, language="es", text="La subcisión es un tratamiento.",
+                        back="Subcision is a treatment.", similarity=0.98, passed=True),
+            Translation(n=2, language="es", text="Se usa Scarren.", back="Scars are used.",
+                        similarity=0.5, passed=False,
+                        problems=["not Spanish words: ['Scarren']"]),
+        ]))
+    login(staff)
+    [turn] = staff.get(f"/staff/api/conversations/{sid}").json()["turns"]
+    page = html.unescape(staff.get(f"/staff/turns/{turn['id']}").text)
+    table = page.split('id="translations"', 1)[1].split("</table>", 1)[0]
+    assert "La subcisión es un tratamiento." in table and "0.98" in table
+    assert "no: not Spanish words: ['Scarren']" in table and 'class="dropped"' in table

@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 from assistant.answer import Assistant
 from assistant.errors import ConfigError
 from assistant.evals import load_jsonl, percentile
+from assistant.localise import template_patterns
 from assistant.records import AnswerRecord
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "answers.jsonl"
@@ -302,7 +303,7 @@ def evaluate(
     assistant: Assistant, cases: list[AnswerCase]
 ) -> tuple[dict[str, Any], list[CaseResult]]:
     guide_text = " ".join(c.text for c in assistant.chunks)
-    templates = assistant.texts.patterns()
+    templates = template_patterns(assistant.settings.prompts_dir)
     results = [run_case(assistant, case, guide_text, templates) for case in cases]
     return summarise(results, assistant.model_name), results
 

@@ -52,17 +52,18 @@ from assistant.evals import attacks as attacks_suite
 from assistant.evals import load_jsonl, percentile
 from assistant.evals import safety as safety_suite
 from assistant.evals.judge import LLMJudge, agreement
-from assistant.prompts import load_texts
+from assistant.localise import template_patterns
 from assistant.records import AnswerRecord
 from assistant.verify import ClaimChecker
 
 EVAL_DIR = PACKAGE_ROOT / "eval"
 BASELINE = EVAL_DIR / "baseline.json"
-SUITES = ("retrieval", "answers", "safety", "attacks", "followups", "handoff")
+SUITES = ("retrieval", "answers", "safety", "attacks", "followups", "handoff", "languages")
 # quick mode: a fixed, stratified subset that runs in a few minutes on the default model
 QUICK = {"answers": 14, "attacks": 12, "followups": 6, "safety": 20, "safety_near_misses": 6,
-         "calibration": 12}
-LOWER_IS_BETTER = {"forbidden_content_rate", "false_alarm_rate", "attack_success_rate"}
+         "calibration": 12, "languages": 6}
+LOWER_IS_BETTER = {"forbidden_content_rate", "false_alarm_rate", "attack_success_rate",
+                   "translations_shown_unchecked"}
 _DOSE = re.compile(r"\d+(?:[.,]\d+)?\s*(?:mg|mcg|ml|%|percent|units?|iu|mm)\b", re.I)
 
 
@@ -197,7 +198,7 @@ class Harness:
         self.by_id = {c.chunk_id: c for c in chunks}
         self.guide_text = " ".join(" ".join(c.text.split()) for c in chunks)
         # the fixed templates an answer may show besides guide sentences
-        self.templates = load_texts("answer_text", settings.prompts_dir).patterns()
+        self.templates = template_patterns(settings.prompts_dir)
         self.checker = checker
         self.judge = judge
         self.services = services
@@ -490,6 +491,34 @@ class Harness:
             self.cases.append(Case("followups", r.id, r.question, r.passed, answer=r.rewrite,
                                    reasons=[] if r.passed else ["the answer lost the topic"]))
         self.metrics["followup_accuracy"] = _ratio(sum(r.passed for r in results), len(results))
+
+    def languages(self) -> None:
+        """Questions in other languages (assistant.evals.languages, one implementation):
+        key facts on the English sentences cited, refusals, the translations' check."""
+        from assistant.evals import languages
+
+        if self.services is None:
+            self.details["languages"] = "skipped: needs the in-process assistant"
+            return
+        cases = languages.load_cases()
+        cases = _stratified(cases, lambda c: c.lang, self._n("languages"))
+        summary, results = languages.evaluate(self.services.assistant, cases)
+        for case, r in zip(cases, results, strict=True):
+            ok = r.status_ok and r.facts_ok is not False
+            self.cases.append(Case("languages", r.id, " ⟶ ".join(case.conversation), ok,
+                                   r.status, r.answer,
+                                   [] if ok else [f"expected {r.expected_status}, got "
+                                                  f"{r.status}" + ("" if r.facts_ok is not False
+                                                                   else ", a key fact missing")],
+                                   record=r.record))
+        self.metrics.update({
+            "languages_key_fact_pass": summary["key_fact_pass"],
+            "languages_refusal_accuracy": summary["refusal_accuracy"],
+            "translation_check_pass": summary["translation_check_pass"],
+            "translations_shown_unchecked": summary["shown_unchecked"],
+            "languages_latency_p50_ms": summary["answered_latency_p50_ms"],
+        })
+        self.details["languages_per_language"] = summary["per_language"]
 
     def handoff(self) -> None:
         cases = load_jsonl(EVAL_DIR / "handoff.jsonl", HandoffCase)[: self.limit]

@@ -27,7 +27,14 @@ from assistant.errors import (
 )
 from assistant.frontdesk import BookingRequest, Feedback, FrontDesk
 from assistant.line import BusyError
-from assistant.records import AnswerRecord, Citation, GlossaryEntry, Handoff, Status
+from assistant.records import (
+    AnswerRecord,
+    Citation,
+    GlossaryEntry,
+    Handoff,
+    Status,
+    Translation,
+)
 from assistant.safety import OneLine, TextError, ValidText, clean_line
 
 log = logging.getLogger("scarguide.api")
@@ -61,6 +68,16 @@ class ChatResponse(BaseModel):
         None, description="A fixed urgent or crisis reply to show before the answer (triage "
         "leaned to a risk without being sure).",
     )
+    language: str = Field("en", description="The language of the answer's own texts "
+                          "(refusals, the partial opening, the handoff); the guide's cited "
+                          "sentences are English.")
+    translations: list[Translation] = Field(
+        default_factory=list, description="A question in another offered language: each "
+        "cited sentence's automatic translation with its check. Show `shown` beside the "
+        "English sentence `[n]`: the translation when `passed`, else a note that only the "
+        "English is shown.")
+    translation_label: str | None = Field(
+        None, description="The label to show over the translations, in the patient's language.")
 
 
 class EndResponse(BaseModel):
@@ -213,6 +230,8 @@ def router(desk: Callable[[], FrontDesk]) -> APIRouter:
                         yield _sse("queued", {"position": int(event.text)})
                     elif event.kind == "notice":
                         yield _sse("notice", {"text": event.text})
+                    elif event.translation is not None:
+                        yield _sse("translation", event.translation.model_dump(mode="json"))
                     else:
                         yield _sse("sentence", {"text": event.text})
             except ScarguideError as exc:

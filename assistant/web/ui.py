@@ -384,16 +384,28 @@ def sources_markdown(record: AnswerRecord, guide: Guide | None = None) -> str:
     return "\n\n".join(parts)
 
 
+def translations_markdown(record: AnswerRecord) -> str:
+    """The cited sentences' automatic translations, under a label saying so: each after
+    its ``[n]``; one that failed its check is a note that the English stands alone."""
+    if not record.translations:
+        return ""
+    lines = [f"_{plain(record.translation_label or '')}_"]
+    for t in record.translations:
+        lines.append(f"[{t.n}] {plain(t.shown) if t.passed else '_' + plain(t.shown) + '_'}")
+    return "\n\n" + "  \n".join(lines)
+
+
 def answer_markdown(record: AnswerRecord, guide: Guide | None = None) -> str:
-    """The answer's text, escaped, with each ``[n]`` a link to its source in the guide."""
+    """The answer's text, escaped, with each ``[n]`` a link to its source in the guide,
+    then the sentences' checked translations when the patient wrote in another language."""
     text = plain(record.answer)
     if guide is None:
-        return text
+        return text + translations_markdown(record)
     hrefs = {c.n: guide.href(c.chunk_id, c.quote) for c in record.citations}
     titles = {c.n: _source_title(c.n, c.section) for c in record.citations}
     terms = [((g.term, *g.also), guide.href(g.chunk_id, g.definition), term_title(g))
              for g in record.glossary]
-    return link_markers(link_terms(text, terms), hrefs, titles)
+    return link_markers(link_terms(text, terms) + translations_markdown(record), hrefs, titles)
 
 
 def term_title(entry) -> str:
@@ -413,7 +425,8 @@ def answer_messages(record: AnswerRecord, guide: Guide | None = None,
                 f"**{plain(booked)}**) is with the clinic: they will contact you.")
         return [{"role": "assistant", "content": text}]
     text = answer_markdown(record, guide)
-    if record.status == "not_in_guide":
+    if record.status == "not_in_guide" and record.language == "en":  # (else its own text
+        # says so in the patient's language)
         text = f"{PARTLY_COVERED if record.coverage == 'partial' else NOT_COVERED} {text}"
     elif record.status == "urgent":
         text = f"**Urgent.** {text}"
@@ -869,6 +882,8 @@ def build_ui(desk: Callable[[], FrontDesk], settings: Settings,
                         waiting = pending_html(IN_LINE.format(n=plain(event.text)))
                         yield [bubble(urgent_first, waiting), sid, turns, banner, hidden,
                                *asking]
+                    elif event.kind == "translation":  # shown with the record, next
+                        continue
                     elif event.record is None:  # a verified sentence
                         shown.append(plain(event.text))
                         yield [bubble(urgent_first, " ".join(shown), " ",
