@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
@@ -57,8 +58,9 @@ class Event:
     """What ``Assistant.stream`` yields: verified sentences, then the record."""
 
     # "notice" (a fixed urgent or crisis reply first), "sentence", "translation" (a cited
-    # sentence's checked translation, after the sentences) or "record"
-    kind: str
+    # sentence's checked translation, after the sentences), "record"; the front desk adds
+    # "queued" (the place in line, while waiting for the model)
+    kind: Literal["notice", "sentence", "translation", "record", "queued"]
     text: str = ""
     record: AnswerRecord | None = None
     translation: Translation | None = None

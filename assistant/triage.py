@@ -43,6 +43,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from assistant.errors import ConfigError
 from assistant.prompts import PROMPTS_DIR, load_prompt
 from assistant.safety import as_data, red_flag, route
+from assistant.translate import mostly_english
 
 Label = Literal["urgent", "crisis", "none"]
 LABELS: tuple[Label, ...] = ("urgent", "crisis", "none")
@@ -106,7 +107,9 @@ class CheckFailed(Exception):
 
 
 class LanguageDetector:
-    """py3langid restricted to the languages on offer; English when it is unsure."""
+    """py3langid restricted to the languages on offer. When it is unsure, English only if
+    the message's words are mostly English words: a short question in French is not read
+    as English because the identifier hesitated (its best guess is taken)."""
 
     def __init__(self, languages: list[str], min_confidence: float = 0.5) -> None:
         self.languages = list(dict.fromkeys(["en", *languages]))
@@ -128,7 +131,9 @@ class LanguageDetector:
             if "zh" in self.languages:
                 return "zh"
         language, confidence = self._identifier.classify(text)
-        return language if confidence >= self.min_confidence else "en"
+        if confidence >= self.min_confidence or (language != "en" and not mostly_english(text)):
+            return language
+        return "en"
 
 
 # -- the screen -----------------------------------------------------------------------------

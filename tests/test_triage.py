@@ -241,3 +241,12 @@ def test_a_reading_split_between_the_risks_gets_both_replies(tmp_path):
     events = list(services.assistant.stream("what are rolling scars?"))
     assert events[0].kind == "notice"
     assert render["urgent"] in events[0].text and render["crisis"] in events[0].text
+
+
+def test_an_unsure_reading_is_english_only_when_the_words_are_english():
+    from assistant.triage import LanguageDetector
+
+    unsure = LanguageDetector(["en", "es", "fr", "de"], min_confidence=1.01)  # never sure
+    assert unsure.detect("les cicatrices boxcar sont profondes ou superficielles ?") == "fr"
+    assert unsure.detect("what are boxcar scars and how deep are they?") == "en"
+    assert unsure.detect("ok?") == "en"  # no word to tell by: English
