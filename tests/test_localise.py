@@ -192,8 +192,8 @@ def test_the_page_shows_a_passed_translation_and_only_a_note_for_a_failed_one():
         ],
     )
     shown = answer_markdown(record)
-    assert "Traducción automática" in shown and "[1] La subcisión se usa." in shown
-    assert "Cicatrices de rodillo" not in shown and f"[2] _{note}_" in shown
+    assert "Traducción automática" in shown and "\\[1\\] La subcisión se usa." in shown
+    assert "Cicatrices de rodillo" not in shown and f"\\[2\\] _{note}_" in shown
     assert shown.index(SENTENCE) < shown.index("La subcisión")  # the English comes first
     assert json.loads(record.model_dump_json())["translations"][1]["passed"] is False
 

@@ -391,7 +391,8 @@ def translations_markdown(record: AnswerRecord) -> str:
         return ""
     lines = [f"_{plain(record.translation_label or '')}_"]
     for t in record.translations:
-        lines.append(f"[{t.n}] {plain(t.shown) if t.passed else '_' + plain(t.shown) + '_'}")
+        shown = plain(t.shown) if t.passed else f"_{plain(t.shown)}_"
+        lines.append(f"\\[{t.n}\\] {shown}")  # escaped as plain() escapes a marker
     return "\n\n" + "  \n".join(lines)
 
 
