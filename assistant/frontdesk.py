@@ -16,8 +16,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, EmailStr, Field, StrictBool, field_validator, model_validator
 
 from assistant.answer import Assistant, Event
-from assistant.errors import InputError, RateLimitedError, SessionEndedError, SessionError
-from assistant.line import BusyError, Line
+from assistant.errors import (
+    BusyError,
+    InputError,
+    RateLimitedError,
+    SessionEndedError,
+    SessionError,
+)
+from assistant.line import Line
 from assistant.logs import personal
 from assistant.records import AnswerRecord
 from assistant.safety import ONE_LINE, MultiLine, OneLine, clean_message, route

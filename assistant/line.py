@@ -14,23 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from assistant.errors import ScarguideError
-
-
-class BusyError(ScarguideError):
-    """The line is full."""
-
-    def __init__(self, waiting: int, retry_after: int) -> None:
-        super().__init__(f"busy: {waiting} waiting")
-        self.waiting = waiting
-        self.retry_after = retry_after
-
-    @property
-    def patient_message(self) -> str:  # type: ignore[override]
-        return (
-            f"The assistant is busy right now ({self.waiting} people are waiting). "
-            f"Please try again in about {self.retry_after} seconds."
-        )
+from assistant.errors import BusyError
 
 
 class Ticket:

@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from assistant.line import BusyError
+from assistant.errors import BusyError
 
 _POLL_S = 0.05
 

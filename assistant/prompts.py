@@ -16,13 +16,9 @@ from pathlib import Path
 import yaml
 
 from assistant.config import PACKAGE_ROOT
-from assistant.errors import ConfigError
+from assistant.errors import PromptError
 
 PROMPTS_DIR = PACKAGE_ROOT / "prompts"
-
-
-class PromptError(ConfigError):
-    """A prompt file is malformed or was rendered with the wrong values."""
 
 
 @dataclass(frozen=True)

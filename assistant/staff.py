@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Integer, Text, case, cast, delete, func, or_, select
 
-from assistant.errors import InputError, ScarguideError
+from assistant.errors import AuthError, InputError
 from assistant.records import AnswerRecord
 from assistant.store import (
     BOOKING_STATUSES,
@@ -86,10 +86,6 @@ def _digits(column):
 
 def _iso(moment: datetime) -> str:
     return _aware(moment).isoformat(timespec="seconds")
-
-
-class AuthError(ScarguideError):
-    """Wrong username or password, or an expired session."""
 
 
 @dataclass

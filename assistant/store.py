@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from assistant.errors import ScarguideError, SessionError
+from assistant.errors import SessionError, StoreError
 from assistant.locks import ConversationLocks, FileLocks, PostgresLocks, ProcessLocks
 from assistant.records import AnswerRecord
 from assistant.sessions import Session as Conversation
@@ -55,10 +55,6 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BOOKING_STATUSES = ("new", "contacted", "booked", "closed")
 # unambiguous letters and digits for references a patient may read out on the phone
 _REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-
-class StoreError(ScarguideError):
-    """The database cannot be reached or written."""
 
 
 def _now() -> datetime:

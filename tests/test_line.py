@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from assistant.line import BusyError, Line
+from assistant.errors import BusyError
+from assistant.line import Line
 from tests.test_answer import SUBCISION_CHOICE
 from tests.test_api import assert_error, make_client
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from assistant.line import BusyError
+from assistant.errors import BusyError
 from assistant.locks import FileLocks, PostgresLocks, ProcessLocks
 
 

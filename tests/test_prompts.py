@@ -1,6 +1,7 @@
 import pytest
 
-from assistant.prompts import PromptError, load_prompt, load_texts
+from assistant.errors import PromptError
+from assistant.prompts import load_prompt, load_texts
 
 
 def test_shipped_prompts_load_and_render_strictly():

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.errors import (
+    BusyError,
     InputError,
     RateLimitedError,
     ScarguideError,
@@ -26,7 +27,6 @@ from assistant.errors import (
     SessionError,
 )
 from assistant.frontdesk import BookingRequest, Feedback, FrontDesk
-from assistant.line import BusyError
 from assistant.records import (
     AnswerRecord,
     Citation,

@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from assistant.errors import ConfigError, InputError, RateLimitedError
+from assistant.errors import ConfigError, CsrfError, InputError, NotLoggedIn, RateLimitedError
 from assistant.frontdesk import RateLimiter
 from assistant.staff import (
     PROBLEM_STATUSES,
@@ -124,14 +124,6 @@ def booking_tag(status: str | None) -> Markup:
     code = status or ""
     return Markup('<span class="tag booking %s" data-status="%s" title="status: %s">%s</span>'
                   ) % (code, code, code, booking_label(code))
-
-
-class NotLoggedIn(Exception):
-    pass
-
-
-class CsrfError(Exception):
-    pass
 
 
 def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter:
