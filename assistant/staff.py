@@ -30,9 +30,9 @@ from assistant.store import (
     StaffUserRow,
     Store,
     TurnRow,
-    _aware,
-    _booking,
-    _now,
+    aware,
+    booking_dict,
+    utcnow,
 )
 from assistant.verify import cosine
 
@@ -85,7 +85,7 @@ def _digits(column):
 
 
 def _iso(moment: datetime) -> str:
-    return _aware(moment).isoformat(timespec="seconds")
+    return aware(moment).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -164,14 +164,14 @@ class StaffDesk:
             raise InputError("A username is 2-64 letters, digits, dots, dashes or underscores.")
         if len(password) < 12:
             raise InputError("A password needs at least 12 characters.")
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             if db.scalar(select(StaffUserRow).where(StaffUserRow.username == username)):
                 raise InputError(f"There is already a staff account {username!r}.")
             db.add(StaffUserRow(username=username, password_hash=self.hasher.hash(password)))
         self.audit("cli", "staff.add", username)
 
     def remove_user(self, username: str) -> bool:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             removed = db.execute(
                 delete(StaffUserRow).where(StaffUserRow.username == username)
             ).rowcount
@@ -181,11 +181,11 @@ class StaffDesk:
         return bool(removed)
 
     def users(self) -> list[str]:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             return list(db.scalars(select(StaffUserRow.username).order_by(StaffUserRow.username)))
 
     def has_users(self) -> bool:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             return bool(db.scalar(select(func.count()).select_from(StaffUserRow)))
 
     # -- login sessions ---------------------------------------------------------------
@@ -193,7 +193,7 @@ class StaffDesk:
     def login(self, username: str, password: str) -> tuple[str, Login]:
         """A new session token (for the cookie) and its CSRF token; AuthError otherwise."""
         username = (username or "").strip().lower()
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             user = db.scalar(select(StaffUserRow).where(StaffUserRow.username == username))
             stored = user.password_hash if user else None
         try:
@@ -206,21 +206,21 @@ class StaffDesk:
             self.audit(username or "?", "login.failed")
             raise AuthError("Wrong username or password.") from None
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        with self.store._tx() as db:
-            db.execute(delete(StaffSessionRow).where(StaffSessionRow.expires_at < _now()))
+        with self.store.transaction() as db:
+            db.execute(delete(StaffSessionRow).where(StaffSessionRow.expires_at < utcnow()))
             db.add(StaffSessionRow(token_hash=_token_hash(token), username=username, csrf=csrf,
-                                   expires_at=_now() + timedelta(hours=self.session_hours)))
+                                   expires_at=utcnow() + timedelta(hours=self.session_hours)))
         self.audit(username, "login")
         return token, Login(username, csrf)
 
     def session(self, token: str | None) -> Login | None:
         if not token:
             return None
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             row = db.get(StaffSessionRow, _token_hash(token))
             if row is None:
                 return None
-            if _aware(row.expires_at) < _now():
+            if aware(row.expires_at) < utcnow():
                 db.delete(row)
                 return None
             return Login(row.username, row.csrf)
@@ -228,7 +228,7 @@ class StaffDesk:
     def logout(self, token: str | None) -> None:
         login = self.session(token)
         if token:
-            with self.store._tx() as db:
+            with self.store.transaction() as db:
                 db.execute(delete(StaffSessionRow).where(
                     StaffSessionRow.token_hash == _token_hash(token)))
         if login:
@@ -238,14 +238,14 @@ class StaffDesk:
 
     def audit(self, username: str, action: str, target: str | None = None,
               detail: str | None = None) -> None:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             db.add(AuditRow(username=(username or "?")[:64], action=action[:40],
                             target=target[:120] if target else None, detail=detail))
 
     def audit_log(self, limit: int = 200) -> list[dict[str, Any]]:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             rows = db.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
-            return [{"at": _aware(r.at).isoformat(timespec="seconds"), "username": r.username,
+            return [{"at": aware(r.at).isoformat(timespec="seconds"), "username": r.username,
                      "action": r.action, "target": r.target, "detail": r.detail} for r in rows]
 
     # -- the review queue -------------------------------------------------------------
@@ -290,7 +290,7 @@ class StaffDesk:
             query = query.order_by(TurnRow.id.desc())
         else:
             query = query.order_by(signals.problems.desc(), TurnRow.id.desc())
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             rows = db.execute(query.limit(max(1, limit)).offset(max(0, offset))).all()
         pattern = search_pattern(text)
         items = []
@@ -303,7 +303,7 @@ class StaffDesk:
                 "status": row.status, "label": status_label(row.status),
                 "question": row.question, "standalone_question": row.standalone_question,
                 "answer": row.answer,
-                "created_at": _aware(row.created_at).isoformat(timespec="seconds"),
+                "created_at": aware(row.created_at).isoformat(timespec="seconds"),
                 "thumbs_down": down, "dropped": dropped_n, "faithfulness": faithfulness(record),
                 "fallback": fallback, "coverage": record.get("coverage"),
                 "review": review, "problems": _problems(down, review, dropped_n, fallback,
@@ -317,21 +317,21 @@ class StaffDesk:
         return items
 
     def turn(self, turn_id: int) -> dict[str, Any] | None:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             row = db.get(TurnRow, turn_id)
             if row is None:
                 return None
             feedback = [{"rating": f.rating, "comment": f.comment,
-                         "at": _aware(f.created_at).isoformat(timespec="seconds")}
+                         "at": aware(f.created_at).isoformat(timespec="seconds")}
                         for f in db.scalars(select(FeedbackRow).where(
                             FeedbackRow.session_id == row.session_id,
                             FeedbackRow.turn == row.turn))]
             reviews = [{"verdict": r.verdict, "note": r.note, "username": r.username,
-                        "at": _aware(r.created_at).isoformat(timespec="seconds")}
+                        "at": aware(r.created_at).isoformat(timespec="seconds")}
                        for r in db.scalars(select(ReviewRow).where(ReviewRow.turn_id == turn_id)
                                            .order_by(ReviewRow.id))]
             record = AnswerRecord.model_validate(row.record)
-            created = _aware(row.created_at).isoformat(timespec="seconds")
+            created = aware(row.created_at).isoformat(timespec="seconds")
             return {"id": row.id, "created_at": created, "record": record,
                     "feedback": feedback, "reviews": reviews,
                     "faithfulness": faithfulness(row.record)}
@@ -339,7 +339,7 @@ class StaffDesk:
     def review(self, username: str, turn_id: int, verdict: str, note: str | None) -> None:
         if verdict not in ("correct", "incorrect"):
             raise InputError("A review is correct or incorrect.")
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             if db.get(TurnRow, turn_id) is None:
                 raise InputError(f"No turn {turn_id}.")
             db.add(ReviewRow(turn_id=turn_id, verdict=verdict, note=(note or "").strip()[:2000]
@@ -368,8 +368,8 @@ class StaffDesk:
             query = query.where(or_(*found))
         if limit is not None:
             query = query.limit(max(1, limit)).offset(max(0, offset))
-        with self.store._tx() as db:
-            return [_booking(r) for r in db.scalars(query)]
+        with self.store.transaction() as db:
+            return [booking_dict(r) for r in db.scalars(query)]
 
     # -- a whole conversation ---------------------------------------------------------
 
@@ -378,7 +378,7 @@ class StaffDesk:
         standalone rewrite), the shown answer, its citations' sections, the patient's
         feedback on it and the staff reviews; and the bookings made from it. None when
         there is no such conversation (or it was purged)."""
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             session = db.get(SessionRow, session_id)
             if session is None:
                 return None
@@ -424,7 +424,7 @@ class StaffDesk:
             return {
                 "session_id": session.id, "created_at": _iso(session.created_at),
                 "updated_at": _iso(session.updated_at), "ended": bool(session.ended),
-                "turns": turns, "bookings": [_booking(b) for b in bookings],
+                "turns": turns, "bookings": [booking_dict(b) for b in bookings],
                 # feedback on a turn number that was never stored (kept, not lost)
                 "other_feedback": [f | {"turn": n} for n, fs in sorted(on_turn.items())
                                    for f in fs],
@@ -433,11 +433,11 @@ class StaffDesk:
     def set_booking_status(self, username: str, reference: str, status: str) -> None:
         if status not in BOOKING_STATUSES:
             raise InputError(f"A booking's status is one of {', '.join(BOOKING_STATUSES)}.")
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             row = db.scalar(select(BookingRow).where(BookingRow.reference == reference))
             if row is None:
                 raise InputError(f"No booking {reference}.")
-            before, row.status, row.updated_at = row.status, status, _now()
+            before, row.status, row.updated_at = row.status, status, utcnow()
         self.audit(username, "booking.status", reference, f"{before} → {status}")
 
     def bookings_csv(self, username: str) -> str:
@@ -460,7 +460,7 @@ class StaffDesk:
         """Questions answered ``not_in_guide``, grouped by meaning: each question joins the
         group whose first question it is most similar to (cosine ≥ ``threshold``, MiniLM),
         or starts a new one. Biggest groups first."""
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             rows = db.execute(select(TurnRow.id, TurnRow.question, TurnRow.standalone_question)
                               .where(TurnRow.status == "not_in_guide")
                               .order_by(TurnRow.id)).all()

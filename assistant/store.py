@@ -57,7 +57,7 @@ BOOKING_STATUSES = ("new", "contacted", "booked", "closed")
 _REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
@@ -68,8 +68,8 @@ class Base(DeclarativeBase):
 class SessionRow(Base):
     __tablename__ = "sessions"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -84,7 +84,9 @@ class TurnRow(Base):
     standalone_question: Mapped[str | None] = mapped_column(Text, nullable=True)
     answer: Mapped[str] = mapped_column(Text)
     record: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
 
 
 class FeedbackRow(Base):
@@ -94,7 +96,7 @@ class FeedbackRow(Base):
     turn: Mapped[int] = mapped_column(Integer)
     rating: Mapped[str] = mapped_column(String(4))
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class BookingRow(Base):
@@ -109,8 +111,8 @@ class BookingRow(Base):
     concern: Mapped[str] = mapped_column(Text)
     consent: Mapped[bool] = mapped_column(Boolean)
     status: Mapped[str] = mapped_column(String(12), default="new", index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class StaffUserRow(Base):
@@ -118,7 +120,7 @@ class StaffUserRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class StaffSessionRow(Base):
@@ -136,7 +138,7 @@ class ReviewRow(Base):
     verdict: Mapped[str] = mapped_column(String(12))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     username: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class RateHitRow(Base):
@@ -156,13 +158,13 @@ class EvalCaseRow(Base):
     turn_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     case: Mapped[dict[str, Any]] = mapped_column(JSON)
     username: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AuditRow(Base):
     __tablename__ = "audit"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     username: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(40))
     target: Mapped[str | None] = mapped_column(String(120), nullable=True)
@@ -258,7 +260,7 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def transaction(self) -> Iterator[Session]:
         self.migrate()
         try:
             with self._one_at_a_time, self._sessions.begin() as db:
@@ -269,7 +271,7 @@ class Store:
 
     def ping(self) -> bool:
         try:
-            with self._tx() as db:
+            with self.transaction() as db:
                 db.execute(text("SELECT 1"))
             return True
         except StoreError:
@@ -279,12 +281,12 @@ class Store:
 
     def create(self) -> Conversation:
         conversation = Conversation(session_id=new_session_id())
-        with self._tx() as db:
+        with self.transaction() as db:
             db.add(SessionRow(id=conversation.session_id))
         return conversation
 
     def get(self, session_id: str) -> Conversation:
-        with self._tx() as db:
+        with self.transaction() as db:
             if db.get(SessionRow, session_id) is None:
                 raise SessionError(f"Unknown session {session_id}")
             rows = db.scalars(
@@ -309,20 +311,20 @@ class Store:
 
     def save(self, session: Conversation) -> None:
         """Turns are written by :meth:`record_turn`; this only keeps the session alive."""
-        with self._tx() as db:
+        with self.transaction() as db:
             row = db.get(SessionRow, session.session_id)
             if row is None:
                 db.add(SessionRow(id=session.session_id))
             else:
-                row.updated_at = _now()
+                row.updated_at = utcnow()
 
     def ended(self, session_id: str) -> bool:
-        with self._tx() as db:
+        with self.transaction() as db:
             row = db.get(SessionRow, session_id)
             return bool(row and row.ended)
 
     def exists(self, session_id: str) -> bool:
-        with self._tx() as db:
+        with self.transaction() as db:
             return db.get(SessionRow, session_id) is not None
 
     def record_turn(self, record: AnswerRecord) -> None:
@@ -334,12 +336,12 @@ class Store:
         refuses the second and it takes the next number."""
         for attempt in range(5):
             try:
-                with self._tx() as db:
+                with self.transaction() as db:
                     session = db.get(SessionRow, record.session_id)
                     if session is None:
                         session = SessionRow(id=record.session_id)
                         db.add(session)
-                    session.updated_at = _now()
+                    session.updated_at = utcnow()
                     if record.status == "handoff":
                         session.ended = True
                     last = db.scalar(
@@ -365,7 +367,7 @@ class Store:
                     raise
 
     def turns(self, session_id: str) -> list[AnswerRecord]:
-        with self._tx() as db:
+        with self.transaction() as db:
             rows = db.scalars(
                 select(TurnRow).where(TurnRow.session_id == session_id).order_by(TurnRow.turn)
             ).all()
@@ -373,7 +375,7 @@ class Store:
 
     def turn_by_id(self, turn_id: int) -> tuple[AnswerRecord, list[str]] | None:
         """A stored turn's record and the patient's earlier messages in its conversation."""
-        with self._tx() as db:
+        with self.transaction() as db:
             row = db.get(TurnRow, turn_id)
             if row is None:
                 return None
@@ -385,7 +387,7 @@ class Store:
             return AnswerRecord.model_validate(row.record), list(earlier)
 
     def has_turn(self, session_id: str, turn: int) -> bool:
-        with self._tx() as db:
+        with self.transaction() as db:
             return (
                 db.scalar(
                     select(func.count())
@@ -399,8 +401,8 @@ class Store:
         """Delete conversations (their turns, feedback, reviews and the eval cases made
         from their turns) not touched for the given number of days. Bookings stay (they
         live only in their own table); their link to the deleted conversation is cleared."""
-        cutoff = _now() - timedelta(days=older_than_days)
-        with self._tx() as db:
+        cutoff = utcnow() - timedelta(days=older_than_days)
+        with self.transaction() as db:
             old = select(SessionRow.id).where(SessionRow.updated_at < cutoff)
             ids = list(db.scalars(old))
             counts = {"sessions": len(ids), "turns": 0, "feedback": 0, "eval_cases": 0}
@@ -440,7 +442,7 @@ class Store:
         statement = statement.on_conflict_do_update(
             index_elements=["key", "window"], set_={"hits": RateHitRow.hits + amount}
         ).returning(RateHitRow.hits)
-        with self._tx() as db:
+        with self.transaction() as db:
             total = db.execute(statement).scalar_one()
             db.execute(delete(RateHitRow).where(RateHitRow.key == key,
                                                 RateHitRow.window < window))
@@ -451,20 +453,20 @@ class Store:
     def add_feedback(
         self, session_id: str, turn: int, rating: str, comment: str | None
     ) -> int:
-        with self._tx() as db:
+        with self.transaction() as db:
             row = FeedbackRow(session_id=session_id, turn=turn, rating=rating, comment=comment)
             db.add(row)
             db.flush()
             return row.id
 
     def comment_feedback(self, feedback_id: int, comment: str) -> None:
-        with self._tx() as db:
+        with self.transaction() as db:
             row = db.get(FeedbackRow, feedback_id)
             if row is not None:
                 row.comment = comment
 
     def feedback(self, session_id: str | None = None) -> list[dict[str, Any]]:
-        with self._tx() as db:
+        with self.transaction() as db:
             query = select(FeedbackRow).order_by(FeedbackRow.id)
             if session_id:
                 query = query.where(FeedbackRow.session_id == session_id)
@@ -481,35 +483,35 @@ class Store:
 
     def add_booking(self, **fields: Any) -> dict[str, Any]:
         """Commit a booking and return it; only then may the caller acknowledge it."""
-        with self._tx() as db:
+        with self.transaction() as db:
             row = BookingRow(reference=new_reference(), status="new", **fields)
             db.add(row)
             db.flush()
-            return _booking(row)
+            return booking_dict(row)
 
     def booking(self, reference: str) -> dict[str, Any] | None:
-        with self._tx() as db:
+        with self.transaction() as db:
             row = db.scalar(select(BookingRow).where(BookingRow.reference == reference))
-            return _booking(row) if row else None
+            return booking_dict(row) if row else None
 
     def booking_for_session(self, session_id: str) -> dict[str, Any] | None:
         """The latest booking made from a conversation, if any."""
-        with self._tx() as db:
+        with self.transaction() as db:
             row = db.scalar(select(BookingRow).where(BookingRow.session_id == session_id)
                             .order_by(BookingRow.id.desc()).limit(1))
-            return _booking(row) if row else None
+            return booking_dict(row) if row else None
 
     def bookings(self) -> list[dict[str, Any]]:
-        with self._tx() as db:
-            return [_booking(r) for r in db.scalars(select(BookingRow).order_by(BookingRow.id))]
+        with self.transaction() as db:
+            return [booking_dict(r) for r in db.scalars(select(BookingRow).order_by(BookingRow.id))]
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     """SQLite hands datetimes back without their zone; they were written in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _booking(row: BookingRow) -> dict[str, Any]:
+def booking_dict(row: BookingRow) -> dict[str, Any]:
     return {
         "booking_id": row.id,
         "reference": row.reference,

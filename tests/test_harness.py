@@ -102,7 +102,7 @@ def test_add_case_from_a_stored_turn_round_trip(tmp_path):
     services.ingest()
     first = services.assistant.ask("what are boxcar scars?")
     services.assistant.ask("what is subcision?", first.session_id)
-    with services.store._tx() as db:
+    with services.store.transaction() as db:
         from sqlalchemy import select
 
         from assistant.store import TurnRow

@@ -79,7 +79,7 @@ def test_purge_deletes_old_conversations_and_keeps_bookings(tmp_path):
         session_id=old.session_id, name=NAME, email=EMAIL, phone=None,
         preferred_times="any", concern="x", consent=True,
     )["reference"]
-    with store._tx() as db:
+    with store.transaction() as db:
         db.get(SessionRow, old.session_id).updated_at = datetime.now(UTC) - timedelta(days=100)
     assert store.purge(90) == {"sessions": 1, "turns": 1, "feedback": 1, "eval_cases": 0}
     assert not store.exists(old.session_id) and store.exists(new.session_id)

@@ -249,7 +249,7 @@ def test_an_eval_case_is_redacted_kept_in_the_database_exported_and_purged(tmp_p
     assert set(tracked) <= set(json.loads(out.read_text().splitlines()[0]))
 
     # the case goes with its conversation
-    with store._tx() as db:
+    with store.transaction() as db:
         db.get(SessionRow, sid).updated_at = datetime.now(UTC) - timedelta(days=100)
     assert store.purge(90)["eval_cases"] == 1
     assert harness.stored_cases(store) == []
@@ -274,7 +274,7 @@ def seed_queue(store: Store, newer: int) -> list[int]:
 
     start = datetime(2025, 1, 1, tzinfo=UTC)
     old_ids = []
-    with store._tx() as db:
+    with store.transaction() as db:
         db.add_all([SessionRow(id="old"), SessionRow(id="new")])
         for i in range(1, OLD_MATCHES + 1):
             status = "not_in_guide" if i % 4 == 0 else "answered"

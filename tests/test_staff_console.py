@@ -249,7 +249,7 @@ def queue_turns(store) -> None:
                        standalone_question=rewrite, answer=answer,
                        record=record.model_dump(mode="json")))
 
-    with store._tx() as db:
+    with store.transaction() as db:
         db.add(SessionRow(id="hl"))
         db.flush()
         add(db, 1, "does it hurt?", "Does SUBCISION hurt?", "It can be sore for a day.")

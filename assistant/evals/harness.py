@@ -746,7 +746,7 @@ def add_case(
     if sections is None or (not sections and status == "answered" and expected_status is None):
         sections = list(dict.fromkeys(c.section for c in record.citations))
     case_id = f"turn-{turn_id}"
-    with store._tx() as db:
+    with store.transaction() as db:
         bookings = db.execute(select(BookingRow.name, BookingRow.email, BookingRow.phone)
                               .where(BookingRow.session_id == record.session_id)).all()
     names = [b.name for b in bookings]
@@ -764,7 +764,7 @@ def add_case(
         kind="from-staff",
     )
     if path is None:
-        with store._tx() as db:
+        with store.transaction() as db:
             if db.scalar(select(EvalCaseRow.id).where(EvalCaseRow.turn_id == turn_id)):
                 raise ConfigError(f"The eval cases already have a case {case_id}")
             db.add(EvalCaseRow(turn_id=turn_id, case=case.model_dump(mode="json"),
@@ -785,7 +785,7 @@ def stored_cases(store) -> list[answers_suite.AnswerCase]:
 
     from assistant.store import EvalCaseRow
 
-    with store._tx() as db:
+    with store.transaction() as db:
         rows = db.scalars(select(EvalCaseRow.case).order_by(EvalCaseRow.id)).all()
     return [answers_suite.AnswerCase.model_validate(row) for row in rows]
 
