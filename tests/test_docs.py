@@ -85,3 +85,21 @@ def test_the_pages_checked_are_the_real_ones():
     assert len(commands()) >= 20
     assert any(LINK.findall(p.read_text(encoding="utf-8")) for p in DOCS)
     assert Path(README).exists()
+
+
+def headline_rows() -> list[list[str]]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Headline numbers", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip().strip("|").split("|") for line in section.splitlines()
+            if line.startswith("|")]
+    return [[cell.strip() for cell in row] for row in rows[2:]]  # past the header and rule
+
+
+def test_every_headline_number_states_the_run_that_made_it():
+    """A number in the README comes with the command that measures it, and that command
+    exists (the test above runs its ``--help``)."""
+    rows = headline_rows()
+    assert len(rows) >= 8
+    for what, number, command in rows:
+        assert re.search(r"\d", number), what
+        assert COMMAND.search(command) or MAKE.search(command), f"{what}: no command"
