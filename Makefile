@@ -80,6 +80,7 @@ chat: index
 
 test: install browser postgres
 	$(BIN)/ruff check assistant tests
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 test-fast: install
@@ -109,6 +110,7 @@ eval: install
 
 lint: install
 	$(BIN)/ruff check assistant tests
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) data bench-results test-artifacts .pytest_cache *.egg-info

@@ -6,6 +6,7 @@ Nothing is built at import time: adapters (CLI, web app, eval) create one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from assistant.verify import ClaimChecker, topic_words
 
 if TYPE_CHECKING:
     from assistant.answer import Assistant
+    from assistant.sessions import SessionStore
     from assistant.triage import Triage
 
 
@@ -83,11 +85,12 @@ class Services:
         chunks = self.chunks
         if {c.chunk_id for c in chunks} != set(self.index.stored()):
             raise IndexNotReadyError("The index does not match the corpus: run `scarguide ingest`.")
-        sessions = {
+        open_sessions: dict[str, Callable[[], SessionStore]] = {
             "database": lambda: self.store,
             "file": lambda: FileSessions(s.data_dir / "sessions"),
             "memory": MemorySessions,
-        }[s.session_store]()
+        }
+        sessions = open_sessions[s.session_store]()
         model_name = {"local": s.llm_model, "openai": s.openai_model}.get(
             s.llm_backend, s.llm_backend
         )

@@ -207,17 +207,21 @@ class Chooser:
                                       weights)
         else:
             fmt = response_format(len(candidates), self.server_format)
-            extra = {"response_format": fmt} if fmt else {}
-            reply = chat.invoke(messages, max_tokens=16, **extra)
+            options: dict[str, Any] = {"response_format": fmt} if fmt else {}
+            reply = chat.invoke(messages, max_tokens=16, **options)
             raw = str(reply.content)
         chosen, problem = parse_reply(raw, len(candidates))
-        extra = {"p_none": scores.get("none"), "p_second": scores.get("second")}
+        p_none, p_second = scores.get("none"), scores.get("second")
         if chosen is None:
-            return Choice(prior, "prior", raw, problem, candidates, **extra)
+            return Choice(prior, "prior", raw, problem, candidates,
+                          p_none=p_none, p_second=p_second)
         if not chosen:
-            return Choice([], "model-empty", raw, None, candidates, **extra)
+            return Choice([], "model-empty", raw, None, candidates,
+                          p_none=p_none, p_second=p_second)
+        first = scores.get("model_first")
         return Choice([candidates[i - 1] for i in chosen], "model", raw, None, candidates,
-                      **extra, model_first=scores.get("model_first"))
+                      p_none=p_none, p_second=p_second,
+                      model_first=None if first is None else int(first))
 
     @staticmethod
     def _read_greedily(
@@ -248,5 +252,5 @@ class Chooser:
         if scores["second"] < second:
             return reply_text([int(best)])
         rest = {d: v for d, v in digits.items() if d != best}
-        second = chat.next_token_scores(messages, f"{start}{best},", rest)
-        return reply_text([int(best), int(max(second, key=second.__getitem__))])
+        after = chat.next_token_scores(messages, f"{start}{best},", rest)
+        return reply_text([int(best), int(max(after, key=after.__getitem__))])

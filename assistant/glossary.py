@@ -263,9 +263,9 @@ def _from_sentence(sentence: str, sentences: list[str], i: int, chunk: Chunk):
         if long_form(abbr, _WORD.findall(full)) == full or _holds(abbr.lower(), full.lower()):
             yield Entry(abbr, sentence, chunk.chunk_id, chunk.section, "abbreviation",
                         (full,)), True
-    match = _DEFINES.match(sentence)
-    if match and len(match["name"].split()) <= 4:
-        name = match["name"]
+    defined = _DEFINES.match(sentence)
+    if defined and len(defined["name"].split()) <= 4:
+        name = defined["name"]
         if name.split()[0].lower() not in _NOT_A_NAME and not any(
                 w[0].isdigit() for w in name.split()):
             yield Entry(name, _with_next(sentences, i), chunk.chunk_id, chunk.section,

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 
@@ -22,7 +22,10 @@ from assistant.corpus import Chunk, build_chunks
 from assistant.embeddings import embedding_name
 from assistant.errors import ConfigError, IndexNotReadyError
 
-COSINE = {"hnsw": {"space": "cosine"}}
+if TYPE_CHECKING:
+    from chromadb.api.collection_configuration import CreateCollectionConfiguration
+
+COSINE: CreateCollectionConfiguration = {"hnsw": {"space": "cosine"}}
 
 
 def build_chroma_client(settings: Settings) -> Any:
@@ -147,7 +150,7 @@ def ingest(
         stored = {}
 
     def current(chunk: Chunk) -> bool:
-        meta = stored.get(chunk.chunk_id)
+        meta = stored.get(chunk.chunk_id) or {}
         return (
             bool(meta)
             and meta.get("content_hash") == chunk.content_hash

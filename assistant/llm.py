@@ -16,24 +16,36 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict, PrivateAttr
+from pydantic import ConfigDict, PrivateAttr, SecretStr
 
 from assistant.config import Settings, choose
 from assistant.errors import ModelError
 from assistant.models import model_path
 
-_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 
-def _to_llama(messages: list[BaseMessage]) -> list[dict[str, str]]:
-    return [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages]
+def _to_llama(messages: list[BaseMessage]) -> list[ChatCompletionRequestMessage]:
+    """The messages as llama.cpp's: an AI message is the assistant's, a system message the
+    system's, any other the user's."""
+    out: list[ChatCompletionRequestMessage] = []
+    for m in messages:
+        content = str(m.content)
+        if m.type == "ai":
+            out.append({"role": "assistant", "content": content})
+        elif m.type == "system":
+            out.append({"role": "system", "content": content})
+        else:
+            out.append({"role": "user", "content": content})
+    return out
 
 
 class LlamaCppChat(BaseChatModel):
@@ -309,8 +321,8 @@ def _openai(settings: Settings) -> BaseChatModel:
 
     return ChatOpenAI(
         base_url=settings.openai_base_url,
-        api_key=settings.openai_api_key.get_secret_value()
-        or os.environ.get("OPENAI_API_KEY", "none"),
+        api_key=SecretStr(settings.openai_api_key.get_secret_value()
+                          or os.environ.get("OPENAI_API_KEY", "none")),
         model=settings.openai_model,
         temperature=settings.llm_temperature,
         max_completion_tokens=settings.llm_max_tokens,

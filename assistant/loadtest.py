@@ -77,11 +77,12 @@ class Level:
 
         lists = ("latencies_ms", "busy_ms", "urgent_ms", "turns")
         data = {k: v for k, v in asdict(self).items() if k not in lists}
+        urgent_p50 = percentile(self.urgent_ms, 50)
         urgent_p95 = percentile(self.urgent_ms, 95)
         return data | {
             "p50_ms": pct(50),
             "p95_ms": pct(95),
-            "urgent_p50_ms": None if not self.urgent_ms else round(percentile(self.urgent_ms, 50)),
+            "urgent_p50_ms": None if urgent_p50 is None else round(urgent_p50),
             "urgent_p95_ms": None if urgent_p95 is None else round(urgent_p95),
             "busy_reply_p50_ms": round(statistics.median(self.busy_ms)) if self.busy_ms else None,
         }

@@ -8,6 +8,7 @@ model records the verified hash so later starts check only the size.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -92,7 +93,7 @@ def assemble(model: PackagedModel, target: Path) -> Path:
     with partial.open("wb") as out:
         for part in part_files(model):
             with part.open("rb") as handle:
-                for block in iter(lambda h=handle: h.read(8 << 20), b""):
+                for block in iter(functools.partial(handle.read, 8 << 20), b""):
                     out.write(block)
                     digest.update(block)
                     size += len(block)

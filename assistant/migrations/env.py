@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
+from sqlalchemy.exc import ArgumentError
 
 from assistant.store import Base
 
@@ -26,7 +27,10 @@ def run_migrations_online() -> None:
     if connection is not None:  # handed over by Store.migrate (holding its lock)
         _run(connection)
         return
-    with create_engine(config.get_main_option("sqlalchemy.url")).connect() as connection:
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise ArgumentError("No database: neither a connection nor sqlalchemy.url was given")
+    with create_engine(url).connect() as connection:
         _run(connection)
 
 

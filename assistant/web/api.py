@@ -284,7 +284,8 @@ def router(desk: Callable[[], FrontDesk]) -> APIRouter:
         for route in api.routes:
             if getattr(route, "path", "").startswith("/api/{anything"):
                 continue
-            if getattr(route, "path_regex", None) and route.path_regex.match(path):
+            regex = getattr(route, "path_regex", None)
+            if regex and regex.match(path):
                 return error(405, "method_not_allowed", "Method not allowed.")
         return error(404, "not_found", "Not found.")
 

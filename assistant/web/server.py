@@ -183,7 +183,7 @@ def serve(services: Services, host: str = "127.0.0.1", port: int = 7860,
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logs.configure(services.settings.log_level)
     print(f"scarguide is starting at http://{host}:{port}/  (API docs: /docs)", flush=True)
-    options = {
+    options: dict[str, Any] = {  # uvicorn.run's keyword arguments
         "host": host,
         "port": port,
         "log_config": None,  # keep the redacting handler
