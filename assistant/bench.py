@@ -17,12 +17,16 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.app import Services
 from assistant.config import Settings
 from assistant.evals import percentile
 from assistant.evals.retrieval import DEFAULT_CASES
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
 
 
 def _p95(values: list[float]) -> float:
@@ -111,7 +115,8 @@ def _answer_questions(n: int) -> list[str]:
 _SENTENCE_END = __import__("re").compile(r"[.!?](\s|$)")
 
 
-def measure_naive(settings: Settings, chat, embeddings, questions: int = 8) -> dict:
+def measure_naive(settings: Settings, chat: BaseChatModel, embeddings: Embeddings,
+                  questions: int = 8) -> dict:
     """The naive LangChain recipe on the same model: RecursiveCharacterTextSplitter(500, 50)
     chunks of the raw guide, dense retrieval (k=4) from an in-memory Chroma, the retrieved
     passages put in front of the question in the prompt, the reply streamed unchecked.

@@ -175,7 +175,8 @@ class Chooser:
             candidates="; ".join(f"{i} = {self.heading(n)}" for i, n in enumerate(candidates, 1)),
         )
 
-    def messages(self, earlier: list[str], question: str, candidates: list[int]):
+    def messages(self, earlier: list[str], question: str,
+                 candidates: list[int]) -> list[BaseMessage]:
         return [
             SystemMessage(self.system_text),
             *self.examples,

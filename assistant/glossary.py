@@ -22,7 +22,7 @@ sentence the answer already shows.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -225,7 +225,8 @@ def _name_and_abbr(heading: str) -> tuple[str, str | None]:
     return (match["name"], match["abbr"]) if match else (heading, None)
 
 
-def _from_heading(heading: str, sentences: list[str], chunk: Chunk):
+def _from_heading(heading: str, sentences: list[str],
+                  chunk: Chunk) -> Iterator[tuple[Entry, bool]]:
     """A heading that names a thing: a short noun phrase, no question, no comparison,
     and a sentence of its section that opens with it (its words among the first few)."""
     if not heading or heading.endswith("?") or len(heading.split()) > 5 or \
@@ -244,7 +245,8 @@ def _from_heading(heading: str, sentences: list[str], chunk: Chunk):
             return
 
 
-def _from_sentence(sentence: str, sentences: list[str], i: int, chunk: Chunk):
+def _from_sentence(sentence: str, sentences: list[str], i: int,
+                   chunk: Chunk) -> Iterator[tuple[Entry, bool]]:
     for match in _ABBR_AFTER.finditer(sentence):
         abbr = match["abbr"]
         before = sentence[: match.start()]

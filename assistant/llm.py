@@ -295,10 +295,14 @@ class QuoteChat(BaseChatModel):
         return '{"ids":[1]}' if re.search(r"^Candidates: 1 = ", last, re.M) else '{"ids":[]}'
 
 
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None,
+                  **kwargs: Any) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply(messages)))])
 
-    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         for word in re.findall(r"\S+\s*", self.reply(messages)):
             yield ChatGenerationChunk(message=AIMessageChunk(content=word))
 

@@ -246,7 +246,7 @@ def render(results: list[Level]) -> str:
     for level in results:
         s = level.summary()
 
-        def sec(ms):
+        def sec(ms: float | None) -> str:
             return "–" if ms is None else f"{ms / 1000:.1f} s"
 
         lines.append(

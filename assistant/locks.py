@@ -26,9 +26,12 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from assistant.errors import BusyError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 _POLL_S = 0.05
 
@@ -109,7 +112,7 @@ class PostgresLocks:
     """An advisory lock per conversation, held on a connection of its own for the turn.
     If the worker dies, PostgreSQL drops the connection and with it the lock."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     @contextmanager

@@ -21,6 +21,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w-])\+?\d[\d ()./-]{5,}\d(?![\w-])")
@@ -144,17 +148,17 @@ class AccessLog:
     """ASGI middleware: one line per request with its method, path (never its query
     string), status and milliseconds; in place of the server's own access log."""
 
-    def __init__(self, app, logger: str = "scarguide.access") -> None:
+    def __init__(self, app: ASGIApp, logger: str = "scarguide.access") -> None:
         self.app = app
         self.log = logging.getLogger(logger)
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started, status = time.perf_counter(), 500
 
-        async def sending(message) -> None:
+        async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -185,7 +189,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure(level: str = "INFO", json_lines: bool = True, stream=None) -> logging.Handler:
+def configure(level: str = "INFO", json_lines: bool = True,
+              stream: TextIO | None = None) -> logging.Handler:
     """Route every logger (ours, uvicorn's, the libraries') through one redacting handler."""
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+if TYPE_CHECKING:
+    from spellchecker import SpellChecker
 
 STOP = frozenset(STOPWORDS_EN_PLUS)
 
@@ -105,7 +109,7 @@ def uncovered_words(question: str, passage: str) -> set[str]:
 
 
 @lru_cache(maxsize=1)
-def english_words():
+def english_words() -> SpellChecker:
     """An English word list (pyspellchecker's; supports ``word in english_words()``)."""
     from spellchecker import SpellChecker
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -36,6 +36,9 @@ from assistant.records import (
     Translation,
 )
 from assistant.safety import OneLine, TextError, ValidText, clean_line
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("scarguide.api")
 
@@ -298,11 +301,11 @@ class BodyLimit:
     with a control character or an invalid code point (a parameter such as a booking
     reference or a session id) is refused with 422."""
 
-    def __init__(self, app, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api"):
             await self.app(scope, receive, send)
             return
@@ -327,7 +330,7 @@ class BodyLimit:
                 return
         replayed = False
 
-        async def replay():
+        async def replay() -> Message:
             nonlocal replayed
             if replayed:
                 return await receive()
@@ -337,13 +340,13 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     @staticmethod
-    async def _too_large(scope, receive, send) -> None:
+    async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
         response = error(413, "too_large", "The request is too large.")
         response.headers["Connection"] = "close"  # the server reads no more of the body
         await response(scope, receive, send)
 
     @staticmethod
-    def _path_problem(scope) -> str | None:
+    def _path_problem(scope: Scope) -> str | None:
         """Why the path cannot be taken (its bytes, percent-decoded, read as UTF-8), or None."""
         raw = scope.get("raw_path")
         try:  # an encoded surrogate or a stray byte is not UTF-8

@@ -7,11 +7,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from assistant.app import Services
 from assistant.frontdesk import FrontDesk
@@ -92,7 +93,7 @@ def create_app(services: Services, ui: bool = True, warm: bool = True) -> FastAP
     runtime = Runtime(services)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         services.store.migrate()
         if warm:
             threading.Thread(target=runtime.warm, name="warm-up", daemon=True).start()
@@ -136,7 +137,7 @@ def create_app(services: Services, ui: bool = True, warm: bool = True) -> FastAP
     app.mount("/docs-static", StaticFiles(directory=str(swagger_ui_path)), name="docs-static")
 
     @app.get("/docs", include_in_schema=False)
-    def docs():
+    def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="scarguide API",
