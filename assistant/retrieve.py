@@ -23,7 +23,7 @@ from pydantic import ConfigDict
 
 from assistant.config import Settings
 from assistant.index import GuideIndex
-from assistant.words import STOP, stem
+from assistant.words import STOP, stem, trigrams
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -31,11 +31,6 @@ _WORD = re.compile(r"[a-z0-9]+")
 def word_tokens(text: str) -> list[str]:
     """Lower-cased, lightly stemmed content words."""
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOP]
-
-
-def trigrams(word: str) -> list[str]:
-    padded = f"^{word}$"
-    return [f"#{padded[i : i + 3]}" for i in range(len(padded) - 2)]
 
 
 def lexical_tokens(text: str, vocabulary: frozenset[str] | None = None) -> list[str]:
@@ -48,10 +43,10 @@ def lexical_tokens(text: str, vocabulary: frozenset[str] | None = None) -> list[
     for word in word_tokens(text):
         if vocabulary is None:
             tokens.append(word)
-            tokens.extend(trigrams(word))
+            tokens.extend(f"#{t}" for t in trigrams(word))
         else:
             tokens.append(word)
-            tokens.extend(trigrams(word))
+            tokens.extend(f"#{t}" for t in trigrams(word))
     return tokens
 
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from bm25s.stopwords import STOPWORDS_EN_PLUS
+from rapidfuzz.distance import OSA
 
 if TYPE_CHECKING:
     from spellchecker import SpellChecker
@@ -62,19 +63,12 @@ def content_stems(text: str) -> set[str]:
 
 
 def edits(a: str, b: str, limit: int) -> int:
-    """Damerau-Levenshtein distance (adjacent swaps count once), stopping past ``limit``."""
+    """Edits from ``a`` to ``b``, a swap of adjacent letters counting once (the optimal
+    string alignment distance: a swapped pair is not edited again); ``limit + 1`` at once
+    when the lengths alone differ by more than ``limit``."""
     if abs(len(a) - len(b)) > limit:
         return limit + 1
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i] + [0] * len(b)
-        for j, cb in enumerate(b, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        previous2, previous = previous, current
-    return previous[-1]
+    return OSA.distance(a, b)
 
 
 def alike(word: str, known: str) -> bool:
@@ -94,9 +88,10 @@ def alike(word: str, known: str) -> bool:
     )
 
 
-def trigrams(word: str) -> set[str]:
+def trigrams(word: str) -> list[str]:
+    """The three-letter windows of ``^word$``, in order, one per position."""
     padded = f"^{word}$"
-    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+    return [padded[i : i + 3] for i in range(len(padded) - 2)]
 
 
 PLAIN_WORDS = STOP | GENERIC  # a misspelling of these asks about nothing new
