@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -41,13 +41,8 @@ def _default_corpus_dir() -> Path:
     return bundled if bundled.is_dir() else Path("corpus")
 
 
-class Settings(BaseSettings):
-    """All knobs of the assistant, with their defaults."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="SCARGUIDE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
-
+class GuideSettings(BaseModel):
+    """Where things live; the embedder, Chroma, chunking and retrieval."""
     profile: Literal["default", "test", "eval"] = Field(
         "default", description="Named set of defaults: default, test or eval."
     )
@@ -115,7 +110,9 @@ class Settings(BaseSettings):
         PACKAGE_ROOT / "prompts", description="Folder of prompt files (system, answer, condense)."
     )
 
-    # Conversation
+
+class ConversationSettings(BaseModel):
+    """Conversations, answers, the door (limits, queue), staff, booking, languages."""
     max_message_chars: int = Field(
         2000, ge=10, le=100_000, description="Longest patient message accepted, in characters."
     )
@@ -253,7 +250,9 @@ class Settings(BaseSettings):
         "(MiniLM) between its back-translation into English and the guide's sentence.",
     )
 
-    # Triage (assistant.triage)
+
+class TriageSettings(BaseModel):
+    """The urgent-message check (assistant.triage)."""
     triage_model_check: bool = Field(
         True, description="Ask the chat model whether a message is urgent (the semantic layer)."
     )
@@ -296,7 +295,9 @@ class Settings(BaseSettings):
         3, ge=0, le=20, description="Earlier patient messages the triage check reads."
     )
 
-    # Chat model
+
+class ChatModelSettings(BaseModel):
+    """The chat model: local llama.cpp, a server, or a stand-in."""
     llm_backend: Literal["local", "openai", "fake", "quote"] = Field(
         "local",
         description="local (llama.cpp in-process, packaged model), openai (any OpenAI-compatible "
@@ -338,6 +339,15 @@ class Settings(BaseSettings):
     fake_delay_s: float = Field(
         0.0, ge=0, le=600, description="The quote backend's answer call takes this long (for "
         "tests of deadlines and concurrency)."
+    )
+
+
+class Settings(ChatModelSettings, TriageSettings, ConversationSettings, GuideSettings,
+               BaseSettings):
+    """All knobs of the assistant, with their defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCARGUIDE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
     @model_validator(mode="before")
