@@ -390,10 +390,10 @@ def eval_add_case(
 ) -> None:
     """Turn a stored conversation turn into an answer-eval case (a regression test),
     personal details masked; kept in the database unless --cases names a file."""
-    from assistant.evals import harness
+    from assistant.cases import add_case
 
     services = _services()
-    case = harness.add_case(
+    case = add_case(
         services.store, turn, cases, expected_status=expected_status,
         sections=section or [], facts=[f.split("|") for f in fact or []],
     )
@@ -406,9 +406,9 @@ def eval_export_cases(
 ) -> None:
     """Write the eval cases staff added in the console (kept in the database, personal
     details masked) to a file, in the format of eval/answers.jsonl."""
-    from assistant.evals import harness
+    from assistant.cases import export_cases
 
-    count = harness.export_cases(_services().store, out)
+    count = export_cases(_services().store, out)
     typer.echo(f"wrote {count} case(s) to {out}")
 
 

@@ -364,7 +364,7 @@ def test_xss_payloads_render_inert(server):
 
 
 def test_staff_find_a_thumbs_down_answer_and_add_it_to_the_eval_set(server):
-    from assistant.evals.harness import stored_cases
+    from assistant.cases import stored_cases
     from assistant.store import Store
 
     store = Store(f"sqlite:///{server.db}")

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from assistant.cli import app
 from assistant.config import PACKAGE_ROOT
+from assistant.cases import add_case
 from assistant.evals import harness
 from assistant.evals.judge import agreement
 from tests.conftest import fake_settings
@@ -111,14 +112,14 @@ def test_add_case_from_a_stored_turn_round_trip(tmp_path):
     cases = tmp_path / "cases.jsonl"
     shutil.copy(PACKAGE_ROOT / "eval" / "answers.jsonl", cases)
     before = len(load_cases(cases))
-    case = harness.add_case(services.store, turn_id, cases, expected_status="answered",
+    case = add_case(services.store, turn_id, cases, expected_status="answered",
                             facts=[["scar tissue"]])
     loaded = load_cases(cases)
     assert len(loaded) == before + 1 and loaded[-1] == case
     assert case.conversation == ["what are boxcar scars?", "what is subcision?"]
     assert case.expected_sections == ["How to treat acne scars › Subcision"]
     with pytest.raises(Exception, match="already has"):
-        harness.add_case(services.store, turn_id, cases)
+        add_case(services.store, turn_id, cases)
 
 
 def test_judge_agreement_and_kappa_known_values():

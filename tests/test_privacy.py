@@ -177,7 +177,7 @@ def test_personal_data_stays_in_the_database(tmp_path, log_file):
     from fastapi.testclient import TestClient
 
     from assistant.app import Services
-    from assistant.evals.harness import stored_cases
+    from assistant.cases import stored_cases
     from assistant.web.server import create_app
     from tests.conftest import fake_settings
     from tests.test_staff import PASSWORD, csrf_of, login

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from assistant.config import PACKAGE_ROOT
-from assistant.evals import harness
+from assistant.cases import stored_cases
 from assistant.evals.answers import load_cases
 from assistant.staff import StaffDesk, _problems
 from assistant.store import FeedbackRow, SessionRow, Store, TurnRow
@@ -147,13 +147,13 @@ def test_queue_turn_view_review_and_add_case(staff):
     assert r.status_code == 200
     assert f"Added case turn-{first['id']} to the database table eval_cases" in r.text
     assert "export-cases" in r.text
-    cases = harness.stored_cases(staff.store)  # in the database ...
+    cases = stored_cases(staff.store)  # in the database ...
     assert [c.conversation for c in cases] == [["how does subcision work?"]]
     assert cases[0].required_facts == [["scar tissue", "scar bands"]]
     assert staff.cases.read_bytes() == before  # ... and in no file
     again = staff.post(f"/staff/turns/{first['id']}/add-case", data={"csrf": token})
     assert "Not added" in again.text and "already" in again.text
-    assert len(harness.stored_cases(staff.store)) == 1
+    assert len(stored_cases(staff.store)) == 1
     audit = staff.get("/staff/audit").text
     assert "review.incorrect" in audit and "eval.add_case" in audit
     assert f"turn-{first['id']} → the database table eval_cases, redacted (answered)" in audit
@@ -226,7 +226,7 @@ def test_an_eval_case_is_redacted_kept_in_the_database_exported_and_purged(tmp_p
         r = client.post(f"/staff/turns/{turn_id}/add-case",
                         data={"csrf": csrf_of(page.text), "facts": f"subcision|{name}"})
         assert "Added case" in r.text
-    [case] = harness.stored_cases(store)
+    [case] = stored_cases(store)
     text = " ".join(case.conversation)
     for secret in ("Rosalind", "Okonkwo", email, phone, "900456", "rosalind@work", "Elm Grove",
                    "LS6 2AB", "pics.example.com", "485777"):
@@ -252,7 +252,7 @@ def test_an_eval_case_is_redacted_kept_in_the_database_exported_and_purged(tmp_p
     with store.transaction() as db:
         db.get(SessionRow, sid).updated_at = datetime.now(UTC) - timedelta(days=100)
     assert store.purge(90)["eval_cases"] == 1
-    assert harness.stored_cases(store) == []
+    assert stored_cases(store) == []
 
 
 # -- the queue filters in the database, then pages -----------------------------------

@@ -308,8 +308,8 @@ def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter
     def add_eval_case(login: Login, turn_id: int, form: dict[str, str]) -> Response:
         """The case goes to the database (``eval_cases``), redacted; only
         ``scarguide eval export-cases`` writes cases to a file."""
-        from assistant.evals.harness import EVAL_CASES_TABLE
-        from assistant.evals.harness import add_case as add
+        from assistant.cases import EVAL_CASES_TABLE
+        from assistant.cases import add_case as add
 
         facts = [line.split("|") for line in form.get("facts", "").splitlines() if line.strip()]
         facts = [[alt.strip() for alt in fact if alt.strip()] for fact in facts]
