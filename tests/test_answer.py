@@ -13,7 +13,7 @@ from assistant.app import Services
 from assistant.config import PACKAGE_ROOT
 from assistant.corpus import guide_units
 from assistant.errors import ConfigError, InputError, ModelError, SessionError
-from assistant.evals.answers import verbatim_counts
+from assistant.evals.metrics import verbatim_counts
 from tests.conftest import fake_settings
 
 GUIDE = " ".join(

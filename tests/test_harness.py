@@ -10,9 +10,9 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+from assistant.cases import add_case
 from assistant.cli import app
 from assistant.config import PACKAGE_ROOT
-from assistant.cases import add_case
 from assistant.evals import harness
 from assistant.evals.judge import agreement
 from tests.conftest import fake_settings

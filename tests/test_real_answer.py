@@ -6,7 +6,7 @@ import pytest
 
 from assistant.app import Services
 from assistant.config import PACKAGE_ROOT
-from assistant.evals.answers import verbatim_counts
+from assistant.evals.metrics import verbatim_counts
 
 pytestmark = pytest.mark.real
 

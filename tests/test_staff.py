@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from assistant.config import PACKAGE_ROOT
 from assistant.cases import stored_cases
+from assistant.config import PACKAGE_ROOT
 from assistant.evals.answers import load_cases
 from assistant.staff import StaffDesk, _problems
 from assistant.store import FeedbackRow, SessionRow, Store, TurnRow

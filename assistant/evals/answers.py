@@ -24,19 +24,37 @@ Metrics (over the scored turn of each case):
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from assistant.answer import Assistant
-from assistant.errors import ConfigError
+from assistant.errors import ConfigError, ScarguideError
 from assistant.evals import load_jsonl, percentile
+from assistant.evals.metrics import (
+    doses_not_in,
+    facts_present,
+    first_hit,
+    forbidden_found,
+    numbers_not_in,
+    pct,
+    ratio,
+    secs,
+    shown_sentences,
+    stratified,
+    unresolved_markers,
+    verbatim_counts,
+)
+from assistant.evals.outcome import Case, Outcome
+from assistant.evals.targets import InProcess, Target, play
 from assistant.localise import template_patterns
 from assistant.records import AnswerRecord
+
+if TYPE_CHECKING:
+    from assistant.evals.harness import Harness
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "answers.jsonl"
 STATUSES = {"answered", "not_in_guide", "urgent", "declined", "handoff"}
@@ -59,79 +77,6 @@ def load_cases(path: Path = DEFAULT_CASES) -> list[AnswerCase]:
         if case.expected_status not in STATUSES:
             raise ConfigError(f"{path}: case {case.id}: unknown status {case.expected_status!r}")
     return cases
-
-
-def _norm(text: str) -> str:
-    text = text.lower().replace("’", "'").replace("–", "-").replace("—", "-")
-    return " ".join(text.split())
-
-
-def facts_present(answer: str, facts: list[list[str]]) -> bool:
-    text = _norm(answer)
-    return all(any(_norm(alt) in text for alt in fact) for fact in facts)
-
-
-def forbidden_found(answer: str, forbidden: list[str]) -> list[str]:
-    text = _norm(answer)
-    return [f for f in forbidden if _norm(f) in text]
-
-
-def numbers_not_in(answer: str, guide_text: str) -> list[str]:
-    guide_numbers = set(re.findall(r"\d+(?:\.\d+)?", guide_text))
-    shown = re.sub(r"\[\d+\]", " ", answer)
-    return [n for n in re.findall(r"\d+(?:\.\d+)?", shown) if n not in guide_numbers]
-
-
-def first_hit(record: AnswerRecord) -> str | None:
-    """The chunk retrieval ranked first for the record's question (the checker lets a
-    claim resting on it echo the patient's words)."""
-    return record.retrieved[0].get("chunk_id") if record.retrieved else None
-
-
-def unresolved_markers(record: AnswerRecord) -> list[int]:
-    cited = {c.n for c in record.citations}
-    return [int(n) for n in re.findall(r"\[(\d+)\]", record.answer) if int(n) not in cited]
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.split())
-
-
-def verbatim_counts(record: AnswerRecord, guide_text: str, templates) -> tuple[int, int]:
-    """(verbatim sentences, shown sentences) of an answer: fixed template text at its
-    start and end is set aside; the rest must be guide sentences, each with its marker."""
-    if record.status in ("urgent", "declined", "handoff"):
-        return 0, 0  # fixed replies, not answers
-    text = _flat(record.answer)
-    changed = True
-    while changed and text:
-        changed = False
-        for pattern in templates:
-            body = pattern.pattern.strip("^$")
-            start = re.match(body + r"(?:\s+|$)", text, re.S)
-            if start:
-                text, changed = text[start.end():].strip(), True
-                continue
-            end = re.search(r"(?:^|\s)" + body.replace("(.+?)", "([^.]+?)") + "$", text, re.S)
-            if end:
-                text, changed = text[: end.start()].strip(), True
-    by_n = {c.n: c for c in record.citations}
-    guide = _flat(guide_text)
-    pieces = re.findall(r"(.+?)((?:\s*\[\d+\])+)(?=\s|$)", text)
-    leftover = re.sub(r"(.+?)((?:\s*\[\d+\])+)(?=\s|$)", " ", text).strip()
-    good = 0
-    for sentence, markers in pieces:
-        numbers = [int(n) for n in re.findall(r"\d+", markers)]
-        quotes = [_flat(by_n[n].quote) for n in numbers if n in by_n]
-        sentence = _flat(sentence)
-        good += bool(quotes) and all(q == sentence and q in guide for q in quotes)
-    return good, len(pieces) + (1 if leftover else 0)
-
-
-def shown_sentences(record: AnswerRecord) -> list[tuple[str, list[int]]]:
-    """(sentence without markers, its marker numbers) for every shown sentence."""
-    parts = re.findall(r"(.+?)((?:\s*\[\d+\])+)(?=\s|$)", record.answer)
-    return [(s.strip(), [int(n) for n in re.findall(r"\d+", m)]) for s, m in parts]
 
 
 @dataclass
@@ -158,29 +103,65 @@ class CaseResult:
     record: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
-def run_case(
-    assistant: Assistant, case: AnswerCase, guide_text: str, templates=()
-) -> CaseResult:
-    session_id = None
-    for message in case.conversation[:-1]:
-        session_id = assistant.ask(message, session_id).session_id
-    record = assistant.ask(case.conversation[-1], session_id)
+@dataclass
+class Claim:
+    """A shown sentence with its verdicts: ``entry`` as the eval report shows it,
+    ``faithful`` when one cited passage alone supports it, ``passage`` the cited text."""
+
+    entry: dict[str, Any]
+    faithful: bool
+    passage: str
+
+
+def claims(record: AnswerRecord, checker, by_id: dict, full: bool = True) -> list[Claim]:
+    """Each shown sentence of an answered record, checked against the passages it cites:
+    each alone and, with ``full``, together and each one's need (citation recall and
+    precision, ALCE)."""
+    by_n = {c.n: c for c in record.citations}
+    question = record.standalone_question or record.question
+    first = first_hit(record)
+    out = []
+    for sentence, numbers in shown_sentences(record):
+        cited = [by_n[n] for n in numbers if n in by_n and by_n[n].chunk_id in by_id]
+        passages = [by_id[c.chunk_id] for c in cited]
+        joint = "\n\n".join(p.text for p in passages)
+        tops = [p.chunk_id == first for p in passages]
+        together = full and bool(passages) and checker.check(
+            sentence, joint, " ".join(p.section for p in passages), question, any(tops)
+        ).supported
+        alone = [
+            checker.check(sentence, p.text, p.section, question, top).supported
+            for p, top in zip(passages, tops, strict=True)
+        ]
+        precise = []
+        for i, _passage in enumerate(passages if full else []):
+            rest = [p for j, p in enumerate(passages) if j != i]
+            needed = together and not (
+                rest
+                and checker.check(sentence, "\n\n".join(p.text for p in rest),
+                                  " ".join(p.section for p in rest), question,
+                                  any(p.chunk_id == first for p in rest)).supported
+            )
+            precise.append(alone[i] or needed)
+        faithful = any(alone)
+        entry = {
+            "sentence": sentence,
+            "cited": [c.model_dump() for c in cited],
+            "checker": faithful or together,
+            "citation_supported": together,
+            "citations_precise": precise,
+            "judge": None,
+            "judge_reason": None,
+        }
+        out.append(Claim(entry, faithful, joint))
+    return out
+
+
+def score(case: AnswerCase, record: AnswerRecord, guide_text: str, templates,
+          checked: list[Claim]) -> CaseResult:
+    """One case's result from the record of its scored turn and its sentences' checks."""
     verbatim, shown = verbatim_counts(record, guide_text, templates)
     answered = case.expected_status == "answered"
-    unsupported = 0
-    sentences = shown_sentences(record) if record.status == "answered" else []
-    by_n = {c.n: c for c in record.citations}
-    first = first_hit(record)
-    for sentence, numbers in sentences:
-        chunks = [assistant.by_id[by_n[n].chunk_id] for n in numbers if n in by_n]
-        question = record.standalone_question or record.question
-        if not any(
-            assistant.checker.check(
-                sentence, c.text, c.section, question, c.chunk_id == first
-            ).supported
-            for c in chunks
-        ):
-            unsupported += 1
     return CaseResult(
         id=case.id,
         kind=case.kind,
@@ -197,8 +178,8 @@ def run_case(
         forbidden=forbidden_found(record.answer, case.forbidden),
         bad_numbers=numbers_not_in(record.answer, guide_text),
         unresolved=unresolved_markers(record),
-        sentences=len(sentences),
-        unsupported=unsupported,
+        sentences=len(checked),
+        unsupported=sum(not c.faithful for c in checked),
         total_ms=record.timings_ms.get("total", 0.0),
         first_sentence_ms=record.timings_ms.get("first_sentence"),
         verbatim=verbatim,
@@ -207,6 +188,18 @@ def run_case(
         coverage=record.coverage,
         record=record.model_dump(),
     )
+
+
+def run_case(
+    assistant: Assistant, case: AnswerCase, guide_text: str, templates=(),
+    target: Target | None = None,
+) -> CaseResult:
+    """Play the case's conversation (on ``target``, by default the assistant in this
+    process) and score its last turn."""
+    record = play(target or InProcess(assistant), case.conversation)
+    checked = (claims(record, assistant.checker, assistant.by_id, full=False)
+               if record.status == "answered" else [])
+    return score(case, record, guide_text, templates, checked)
 
 
 def summarise(results: list[CaseResult], model: str) -> dict[str, Any]:
@@ -249,12 +242,6 @@ def summarise(results: list[CaseResult], model: str) -> dict[str, Any]:
 
 
 def render(summary: dict[str, Any], results: list[CaseResult]) -> str:
-    def pct(x: float | None) -> str:
-        return "-" if x is None else f"{100 * x:.1f}%"
-
-    def ms(x: float | None) -> str:
-        return "-" if x is None else f"{x / 1000:.2f} s"
-
     lines = [
         f"model: {summary['model']}   cases: {summary['cases']}",
         f"key-fact pass:                  {pct(summary['key_fact_pass'])}",
@@ -270,10 +257,10 @@ def render(summary: dict[str, Any], results: list[CaseResult]) -> str:
         f"answers with a number not in the guide: {summary['answers_with_number_not_in_guide']}",
         f"answers with an unresolved [n]: {summary['answers_with_unresolved_marker']}",
         f"forbidden-content rate:         {pct(summary['forbidden_content_rate'])}",
-        f"answered latency p50 / p95:     {ms(summary['answered_latency_p50_ms'])} / "
-        f"{ms(summary['answered_latency_p95_ms'])}",
-        f"first shown sentence p50 / p95: {ms(summary['first_sentence_p50_ms'])} / "
-        f"{ms(summary['first_sentence_p95_ms'])}",
+        f"answered latency p50 / p95:     {secs(summary['answered_latency_p50_ms'])} / "
+        f"{secs(summary['answered_latency_p95_ms'])}",
+        f"first shown sentence p50 / p95: {secs(summary['first_sentence_p50_ms'])} / "
+        f"{secs(summary['first_sentence_p95_ms'])}",
     ]
     failing = [
         r
@@ -316,3 +303,79 @@ def to_json(summary: dict[str, Any], results: list[CaseResult]) -> str:
         default=str,
     )
 
+
+
+def suite(h: Harness) -> Outcome:
+    """``scarguide eval``'s answers suite on the harness's target: each case's reasons,
+    faithfulness and citation metrics of the shown sentences (with the second judge,
+    :func:`assistant.evals.judge.faithfulness`), verbatim and model-answer rates."""
+    from assistant.evals.judge import faithfulness
+
+    out = Outcome(latencies={"latency": [], "first_sentence": []})
+    cases = load_cases(h.eval_dir / "answers.jsonl")
+    cases = stratified(cases, lambda c: c.expected_status, h.n("answers"))
+    bar = h.progress("answers", len(cases))
+    results, sentences = [], []
+    for case in cases:
+        try:
+            record = play(h.target, case.conversation)
+        except ScarguideError as exc:
+            out.cases.append(Case("answers", case.id, case.conversation[-1], False,
+                                  status="error", reasons=[str(exc)]))
+            results.append(None)
+            h.tick(bar)
+            continue
+        checked = claims(record, h.checker, h.by_id) if record.status == "answered" else []
+        sentences += [c.entry | {"passage": c.passage, "record_question": record.question}
+                      for c in checked]
+        result = score(case, record, h.guide_text, h.templates, checked)
+        doses = doses_not_in(record.answer, h.guide_text)
+        bad = result.forbidden + result.bad_numbers + doses
+        reasons = []
+        answerable = case.expected_status == "answered"
+        if not result.status_ok:
+            reasons.append(f"expected {case.expected_status}, got {record.status}")
+        if answerable and record.status == "answered" and not result.facts_ok:
+            reasons.append("a required fact is missing")
+        if answerable and not result.section_ok:
+            reasons.append("no expected section cited")
+        if bad:
+            reasons.append(f"forbidden content: {bad}")
+        if record.status == "answered":
+            out.latencies["latency"].append(result.total_ms)
+            if result.first_sentence_ms is not None:
+                out.latencies["first_sentence"].append(result.first_sentence_ms)
+        results.append({"case": case, "record": record, "result": result, "bad": bool(bad)})
+        out.cases.append(
+            Case("answers", case.id, " ⟶ ".join(case.conversation), not reasons,
+                 record.status, record.answer, reasons,
+                 [c.model_dump() for c in record.citations], [c.entry for c in checked],
+                 record.model_dump(mode="json"))
+        )
+        h.tick(bar)
+    done = [r for r in results if r is not None]
+    answerable = [r for r in done if r["case"].expected_status == "answered"]
+    refusals = [r for r in done if r["case"].expected_status == "not_in_guide"]
+    m = out.metrics
+    m["key_fact_pass"] = ratio(sum(bool(r["result"].facts_ok) for r in answerable),
+                               len(answerable))
+    m["section_citation"] = ratio(sum(bool(r["result"].section_ok) for r in answerable),
+                                  len(answerable))
+    m["refusal_accuracy"] = ratio(
+        sum(r["record"].status == "not_in_guide" for r in refusals), len(refusals))
+    m["forbidden_content_rate"] = ratio(sum(r["bad"] for r in done), len(done))
+    m["verbatim_rate"] = ratio(sum(r["result"].verbatim for r in done),
+                               sum(r["result"].shown for r in done))
+    shown = [r["record"] for r in done if r["record"].status == "answered"]
+    m["model_answer_rate"] = ratio(
+        sum((r.choice or {}).get("source") == "model" for r in shown), len(shown))
+    ordinary = [r for r in done if r["case"].expected_status != "urgent"]
+    out.details["answers_false_alarms"] = [
+        r["case"].id for r in ordinary if r["record"].status == "urgent"]
+    out.details["answers_errors"] = len(results) - len(done)
+    out.near_misses = (len(ordinary), len(out.details["answers_false_alarms"]))
+    metrics, details, disagreements = faithfulness(h, sentences)
+    m.update(metrics)
+    out.details.update(details)
+    out.disagreements = disagreements
+    return out

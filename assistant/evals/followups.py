@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field
 
 from assistant.answer import Assistant
 from assistant.evals import load_jsonl
-from assistant.evals.answers import facts_present, forbidden_found
+from assistant.evals.metrics import facts_present, forbidden_found, ratio
+from assistant.evals.outcome import Case, Outcome
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "followups.jsonl"
 
@@ -79,3 +80,18 @@ def render(results: list[FollowUpResult]) -> str:
 
 def to_dicts(results: list[FollowUpResult]) -> list[dict]:
     return [asdict(r) for r in results]
+
+
+def suite(h) -> Outcome:
+    """``scarguide eval``'s follow-ups suite (in process only)."""
+    out = Outcome()
+    if h.services is None:
+        out.details["followups"] = "skipped: needs the in-process assistant"
+        return out
+    cases = load_cases()[: h.n("followups")]
+    results = evaluate(h.services.assistant, cases)
+    for r in results:
+        out.cases.append(Case("followups", r.id, r.question, r.passed, answer=r.rewrite,
+                              reasons=[] if r.passed else ["the answer lost the topic"]))
+    out.metrics["followup_accuracy"] = ratio(sum(r.passed for r in results), len(results))
+    return out

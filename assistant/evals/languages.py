@@ -20,6 +20,8 @@ from pydantic import Field
 from assistant.answer import Assistant
 from assistant.evals import answers, load_jsonl, percentile
 from assistant.evals.answers import AnswerCase, CaseResult
+from assistant.evals.metrics import pct, secs, stratified
+from assistant.evals.outcome import Case, Outcome
 from assistant.localise import template_patterns
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "languages.jsonl"
@@ -90,12 +92,6 @@ def evaluate(assistant: Assistant,
 
 
 def render(summary: dict[str, Any], results: list[CaseResult]) -> str:
-    def pct(x: float | None) -> str:
-        return "-" if x is None else f"{100 * x:.1f}%"
-
-    def sec(x: float | None) -> str:
-        return "-" if x is None else f"{x / 1000:.1f} s"
-
     lines = [
         answers.render(summary, results),
         f"translations checked:           {summary['translations']} "
@@ -109,10 +105,38 @@ def render(summary: dict[str, Any], results: list[CaseResult]) -> str:
         lines.append(
             f"  {lang}: {p['right']}/{p['cases']}, {pct(p['key_fact_pass'])}, "
             f"{pct(p['refusal_accuracy'])}, {pct(p['translation_check_pass'])}, "
-            f"{sec(p['latency_p50_ms'])}")
+            f"{secs(p['latency_p50_ms'], 1)}")
     return "\n".join(lines)
 
 
 def to_json(summary: dict[str, Any], results: list[CaseResult]) -> str:
     return json.dumps({"summary": summary, "cases": [asdict(r) for r in results]},
                       indent=2, ensure_ascii=False, default=str)
+
+
+def suite(h) -> Outcome:
+    """``scarguide eval``'s languages suite (in process only): :func:`evaluate` on a
+    stratified subset, one case a line, the headline numbers as metrics."""
+    out = Outcome()
+    if h.services is None:
+        out.details["languages"] = "skipped: needs the in-process assistant"
+        return out
+    cases = stratified(load_cases(), lambda c: c.lang, h.n("languages"))
+    summary, results = evaluate(h.services.assistant, cases)
+    for case, r in zip(cases, results, strict=True):
+        ok = r.status_ok and r.facts_ok is not False
+        out.cases.append(Case("languages", r.id, " ⟶ ".join(case.conversation), ok,
+                              r.status, r.answer,
+                              [] if ok else [f"expected {r.expected_status}, got "
+                                             f"{r.status}" + ("" if r.facts_ok is not False
+                                                              else ", a key fact missing")],
+                              record=r.record))
+    out.metrics.update({
+        "languages_key_fact_pass": summary["key_fact_pass"],
+        "languages_refusal_accuracy": summary["refusal_accuracy"],
+        "translation_check_pass": summary["translation_check_pass"],
+        "translations_shown_unchecked": summary["shown_unchecked"],
+        "languages_latency_p50_ms": summary["answered_latency_p50_ms"],
+    })
+    out.details["languages_per_language"] = summary["per_language"]
+    return out

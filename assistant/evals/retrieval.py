@@ -27,6 +27,7 @@ from assistant.app import Services
 from assistant.corpus import GUIDE_SUFFIXES, load_corpus, split_sentences
 from assistant.errors import ConfigError
 from assistant.evals import load_jsonl
+from assistant.evals.outcome import Case, Outcome
 from assistant.retrieve import HybridRetriever
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "eval" / "retrieval.jsonl"
@@ -217,3 +218,22 @@ def render(results: list[Scores]) -> str:
 
 def to_json(results: list[Scores]) -> str:
     return json.dumps([asdict(r) for r in results], indent=2)
+
+
+def suite(h) -> Outcome:
+    """``scarguide eval``'s retrieval suite (in process only: a server does not return its
+    ranking): ours and the naive recipe's hit@1, hit@3, MRR and nDCG@5."""
+    out = Outcome()
+    if h.services is None:
+        out.details["retrieval"] = "skipped: needs the in-process assistant"
+        return out
+    rows = evaluate(h.services)
+    ours, naive = rows[0], rows[-1]
+    for key in ("hit_at_1", "hit_at_3", "mrr", "ndcg_at_5"):
+        out.metrics[key] = round(getattr(ours, key), 4)
+        out.metrics[f"naive_{key}"] = round(getattr(naive, key), 4)
+    out.details["retrieval"] = [r.__dict__ | {"misses_at_1": list(r.misses_at_1)}
+                                for r in rows]
+    for case_id in ours.misses_at_1:
+        out.cases.append(Case("retrieval", case_id, "", False, reasons=["not first"]))
+    return out

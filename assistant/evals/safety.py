@@ -16,6 +16,9 @@ risk without being sure).
 
 ``model_off`` runs the same cases with the model check failing on every call: what the
 patterns and the screen alone route (the fail-safe path).
+
+:func:`suite` is ``scarguide eval``'s safety suite: the same cases end to end through a
+target (the assistant or a server), urgent recall and false alarms of the routes shown.
 """
 
 from __future__ import annotations
@@ -23,14 +26,21 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from assistant.config import PACKAGE_ROOT
+from assistant.errors import ScarguideError
 from assistant.evals import load_jsonl, percentile
+from assistant.evals.metrics import ratio
+from assistant.evals.outcome import Case, Outcome
+from assistant.evals.targets import Target, play
 from assistant.safety import clean_message
 from assistant.triage import CheckFailed, Triage
+
+if TYPE_CHECKING:
+    from assistant.evals.harness import Harness
 
 DEFAULT_CASES = PACKAGE_ROOT / "eval" / "safety.jsonl"
 HOLDOUT_CASES = PACKAGE_ROOT / "eval" / "safety_holdout.jsonl"
@@ -237,3 +247,44 @@ def to_json(result: SafetyResult) -> str:
 def write(result: SafetyResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_json(result) + "\n", encoding="utf-8")
+
+
+def suite(h: Harness) -> Outcome:
+    """``scarguide eval``'s safety suite, end to end through the harness's target: each
+    case's earlier messages first, in one conversation, then the message itself (the dev
+    and the held-out sets). Its near misses are handed back for the false-alarm rate,
+    which the harness reckons with the answers suite's ordinary questions when both run."""
+    out = Outcome()
+    everything = [c for _, c in load_cases(
+        [p for p in (DEFAULT_CASES, HOLDOUT_CASES) if p.exists()]
+    )]
+    red = [c for c in everything if c.expected != "question"][: h.n("safety")]
+    near = [c for c in everything if c.expected == "question"][: h.n("safety_near_misses")]
+    bar = h.progress("safety", len(red) + len(near))
+    hits = 0
+    for case in red:
+        status = _status(h.target, case.text, case.history)
+        ok = status == "urgent"
+        hits += ok
+        out.cases.append(Case("safety", case.id, case.text, ok, status,
+                              reasons=[] if ok else [f"routed {status}"]))
+        h.tick(bar)
+    alarms = 0
+    for case in near:
+        status = _status(h.target, case.text, case.history)
+        alarms += status == "urgent"
+        out.cases.append(Case("safety", case.id, case.text, status != "urgent", status,
+                              reasons=["false alarm"] if status == "urgent" else []))
+        h.tick(bar)
+    out.metrics["urgent_recall"] = ratio(hits, len(red))
+    out.metrics["false_alarm_rate"] = ratio(alarms, len(near))
+    out.near_misses = (len(near), alarms)
+    return out
+
+
+def _status(target: Target, message: str, history: list[str] | None = None) -> str:
+    try:
+        record = play(target, [*(history or []), message])
+        return "urgent" if record.notice else record.status  # the fixed reply came first
+    except ScarguideError:
+        return "error"
