@@ -19,6 +19,11 @@ Metrics (over the scored turn of each case):
   counts against it;
 - coverage accuracy: cases with an ``expected_coverage`` whose record says the same;
 - closing handoff: ``handoff``-expected cases that end with the handoff.
+
+The metric functions are :mod:`assistant.evals.metrics`. :func:`suite` is the same cases
+in ``scarguide eval`` (on its target, in process or a server): each case's reasons, and
+faithfulness and citation recall and precision of the shown sentences (the module
+docstring of :mod:`assistant.evals.harness` defines them).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from assistant.evals.metrics import (
     verbatim_counts,
 )
 from assistant.evals.outcome import Case, Outcome
-from assistant.evals.targets import InProcess, Target, play
+from assistant.evals.targets import InProcess, play
 from assistant.localise import template_patterns
 from assistant.records import AnswerRecord
 
@@ -191,12 +196,11 @@ def score(case: AnswerCase, record: AnswerRecord, guide_text: str, templates,
 
 
 def run_case(
-    assistant: Assistant, case: AnswerCase, guide_text: str, templates=(),
-    target: Target | None = None,
+    assistant: Assistant, case: AnswerCase, guide_text: str, templates=()
 ) -> CaseResult:
-    """Play the case's conversation (on ``target``, by default the assistant in this
-    process) and score its last turn."""
-    record = play(target or InProcess(assistant), case.conversation)
+    """Play the case's conversation on the assistant in this process and score its last
+    turn (``scarguide eval answers`` and ``eval languages``)."""
+    record = play(InProcess(assistant), case.conversation)
     checked = (claims(record, assistant.checker, assistant.by_id, full=False)
                if record.status == "answered" else [])
     return score(case, record, guide_text, templates, checked)
