@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from assistant.web import ui
+from assistant.web import scripts
 
-SCRIPTS = {name: value for name, value in vars(ui).items()
+SCRIPTS = {name: value for name, value in vars(scripts).items()
            if name.endswith("_JS") and isinstance(value, str) and value.lstrip().startswith("(")}
 
 
