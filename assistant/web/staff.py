@@ -7,7 +7,8 @@ Without a session, pages redirect to the login and ``/staff/api`` answers 401.
 
 Nothing here blocks the event loop: the ``async`` handlers only read the form there;
 sessions, the database and the templates are used in the thread pool (the plain ``def``
-handlers run there whole).
+handlers run there whole). What the templates show (marked matches, excerpts, times,
+status tags) is in ``staff_filters.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -25,7 +25,6 @@ from fastapi import Path as InPath
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup, escape
 
 from assistant.errors import ConfigError, CsrfError, InputError, NotLoggedIn, RateLimitedError
 from assistant.frontdesk import RateLimiter
@@ -37,10 +36,10 @@ from assistant.staff import (
     Login,
     StaffDesk,
     booking_label,
-    search_pattern,
     status_label,
 )
 from assistant.store import BOOKING_STATUSES
+from assistant.web.staff_filters import booking_tag, excerpt, highlight, status_tag, when
 
 COOKIE = "sg_staff"
 LOGIN_CSRF_COOKIE = "sg_login_csrf"
@@ -50,80 +49,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates" / "staff"
 TurnId = Annotated[int, InPath(ge=1, le=2**31 - 1)]
 # a conversation's id: anything else is a 422 before any handler runs
 SessionId = Annotated[str, InPath(pattern=SESSION_ID_PATTERN)]
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _BOOKING_LIST_KEYS = ("q", "status", "page", "per_page")
-
-
-# -- what the templates show (every fragment escaped before it is marked up) -----------
-
-def highlight(text: str | None, query: str | None) -> Markup:
-    """``text`` escaped, with every case-insensitive occurrence of the filter's text in a
-    ``<mark>``. The text is split on the matches first and each piece is escaped on its
-    own, so a search never matches inside an entity (``lt`` in ``&lt;``) and markup in
-    the text, matched or not, stays text."""
-    text = text or ""
-    pattern = search_pattern(query)
-    if pattern is None:
-        return escape(text)
-    out, last = [], 0
-    for found in pattern.finditer(text):
-        out += [escape(text[last:found.start()]),
-                Markup("<mark>%s</mark>") % found.group()]
-        last = found.end()
-    out.append(escape(text[last:]))
-    return Markup("").join(out)
-
-
-def excerpt(text: str | None, query: str | None, width: int = 160) -> str:
-    """At most ``width`` characters of ``text``: its start, or around the first match of
-    the filter's text when that lies further on (with … where text was cut)."""
-    text = text or ""
-    if len(text) <= width:
-        return text
-    pattern = search_pattern(query)
-    found = pattern.search(text) if pattern else None
-    start = 0
-    if found and found.end() > width:
-        start = max(0, min(found.start() - width // 4, len(text) - width))
-    end = min(len(text), start + width)
-    return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
-
-
-def _moment(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value))
-        except ValueError:
-            return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def when(value: Any) -> Markup:
-    """``<time datetime="ISO">2 Dec 2026, 14:05 UTC</time>``: readable in UTC without
-    JavaScript; the page's script rewrites it to the browser's local time."""
-    moment = _moment(value) if value else None
-    if moment is None:
-        return escape(value or "–")
-    readable = (f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}, "
-                f"{moment:%H:%M} UTC")
-    return Markup('<time datetime="%s" title="%s">%s</time>') % (
-        moment.isoformat(timespec="seconds"), moment.isoformat(timespec="seconds"), readable)
-
-
-def status_tag(status: str | None) -> Markup:
-    """A turn's status as staff read it; the code stays in the class, ``data-status`` and
-    the title."""
-    code = status or ""
-    return Markup('<span class="tag status %s" data-status="%s" title="status: %s">%s</span>'
-                  ) % (code, code, code, status_label(code))
-
-
-def booking_tag(status: str | None) -> Markup:
-    code = status or ""
-    return Markup('<span class="tag booking %s" data-status="%s" title="status: %s">%s</span>'
-                  ) % (code, code, code, booking_label(code))
 
 
 def staff_router(desk: Callable[[], StaffDesk], services, settings) -> APIRouter:
