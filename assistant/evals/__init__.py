@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from assistant.errors import ConfigError
@@ -13,11 +14,10 @@ Case = TypeVar("Case", bound=BaseModel)
 
 
 def percentile(values: list[float], q: float) -> float | None:
-    """The nearest-rank ``q``-th percentile (None for no values)."""
+    """The nearest-rank ``q``-th percentile (None for no values): one of the values."""
     if not values:
         return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+    return np.percentile(values, q, method="nearest").item()
 
 
 def load_jsonl(path: Path, model: type[Case]) -> list[Case]:
