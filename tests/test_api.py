@@ -162,7 +162,7 @@ def test_feedback_is_stored(client, tmp_path):
     )
     assert r.status_code == 201
     store = client.app.state.runtime.services.store
-    assert store.feedback(sid)[0] | {"created_at": None} == {
+    assert store.feedback.all(sid)[0] | {"created_at": None} == {
         "session_id": sid, "turn": 1, "rating": "down", "comment": "vague", "created_at": None
     }
 
@@ -272,7 +272,7 @@ def test_multi_line_fields_keep_line_breaks_and_refuse_other_control_characters(
     r = client.post("/api/feedback", json={"session_id": sid, "turn": 1, "rating": "down",
                                            "comment": "vague\r\nand long"})
     assert r.status_code == 201
-    assert client.app.state.runtime.services.store.feedback(sid)[0]["comment"] == (
+    assert client.app.state.runtime.services.store.feedback.all(sid)[0]["comment"] == (
         "vague\nand long")
     r = client.post("/api/feedback", json={"session_id": sid, "turn": 1, "rating": "down",
                                            "comment": "vague\x07"})
