@@ -13,13 +13,8 @@ from assistant.embeddings import HashEmbeddings
 from assistant.errors import ConfigError
 from assistant.llm import fake_chat
 from assistant.replies import all_replies, replies_for
-from assistant.triage import (
-    LABELS,
-    PriorityGate,
-    build_triage,
-    decide,
-    load_examples,
-)
+from assistant.triage import build_triage, decide
+from assistant.triage_check import LABELS, PriorityGate, load_examples
 from tests.conftest import fake_settings  # noqa: E402
 
 RISKY = "i took every tablet in the house an hour ago"  # no pattern: the screen's terms
