@@ -1,7 +1,8 @@
 """The answer chain, top to bottom:
 
-    check input → route (urgent, crisis, declined, closing) → retrieve candidates →
-    scope gate → the model chooses passages → coverage rules → compose from the guide
+    (the front door, ``assistant.door``: check input → triage → route: urgent, crisis,
+    declined, closing, question) → retrieve candidates → scope gate → the model chooses
+    passages → coverage rules → compose from the guide
 
 What a patient reads as a fact is a sentence of the guide, verbatim, each with its own
 ``[n]`` citation whose quote is that sentence. The model never writes shown text: one call
@@ -18,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,27 +31,23 @@ from langchain_core.messages import HumanMessage
 from assistant.choose import Chooser
 from assistant.config import Settings
 from assistant.corpus import Chunk, guide_units
+from assistant.door import Clock, Door, Turn
 from assistant.errors import ModelError, ScarguideError
 from assistant.glossary import Glossary
-from assistant.handoff import build_handoff, summarise
-from assistant.localise import SentenceTranslator, answer_texts
+from assistant.handoff import build_handoff
+from assistant.interpret import Interpreter
+from assistant.localise import answer_texts
 from assistant.locks import ConversationLocks, ProcessLocks
 from assistant.prompts import load_texts
-from assistant.records import AnswerRecord, Citation, GlossaryEntry, SentenceVerdict, Translation
-from assistant.replies import Replies, replies_for
-from assistant.retrieve import HybridRetriever
+from assistant.recorder import Recorder
+from assistant.records import AnswerRecord, Citation, Translation
+from assistant.retrieve import Hit, HybridRetriever, RetrievalResult
 from assistant.rules import Rules
-from assistant.safety import clean_message
-from assistant.sessions import Session, SessionStore, TurnSummary
-from assistant.translate import QuestionTranslator, mostly_english
-from assistant.triage import Triage, TriageResult, build_triage
+from assistant.sessions import Session, SessionStore
+from assistant.triage import Triage, build_triage
 from assistant.verify import ClaimChecker
 
 TEMPLATES = ("partial", "none", "offer", "closing", "declined", "handoff")
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
@@ -66,23 +63,66 @@ class Event:
     translation: Translation | None = None
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.marks: dict[str, float] = {}
-        self._last = self.start
+@dataclass(frozen=True)
+class Found:
+    """What the retriever found for a question: the candidates the model chooses from."""
 
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.marks[name] = round((now - self._last) * 1000, 1)
-        self._last = now
+    earlier: list[str]  # the patient's earlier questions (in English), the last ones
+    lead: RetrievalResult  # the reading that leads (alone, or joined to the last question)
+    hits: list[Hit]  # the candidates, the leading reading's first
+    standalone: str | None  # a follow-up, read with the previous question
+    covered: bool  # the scope gate: does the guide cover the question at all?
 
-    def since_start(self, name: str) -> None:
-        self.marks[name] = round((time.perf_counter() - self.start) * 1000, 1)
+
+def _prior(lead: RetrievalResult, hits: list[Hit]) -> list[float]:
+    """Each candidate's fused score in the leading reading (a follow-up's candidates
+    from the other reading get its lowest), so one ranking is the prior."""
+    scores = {h.chunk_id: h.fused_score for h in lead.hits}
+    floor = min(scores.values(), default=0.0)
+    return [scores.get(h.chunk_id, floor) for h in hits]
+
+
+def _call(fn, *args, **kwargs):
+    """Call the chat model; its failures become a ModelError (a clear, patient-safe error)."""
+    try:
+        return fn(*args, **kwargs)
+    except ScarguideError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any backend failure
+        raise ModelError(f"The chat model failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _retrieve(
+    s: Settings, search: Callable[[str], RetrievalResult], rules: Rules, session: Session,
+    text: str,
+) -> Found:
+    """The candidates for ``text``. A follow-up is read with the patient's previous
+    message; both readings give candidates, the one that matches the guide better leads."""
+    earlier = [t.question_english or t.question for t in session.turns
+               if t.status in ("answered", "not_in_guide")]
+    earlier = earlier[-s.history_turns :] if s.history_turns else []
+    alone = search(text)
+    joined = search(f"{earlier[-1]} {text}") if earlier else None
+    follow = (
+        joined is not None
+        and alone.top_similarity < s.followup_similarity
+        and rules.refers_back(text)
+    )
+    lead, other = (joined, alone) if follow and joined else (alone, joined)
+    hits = list({h.chunk_id: h for h in [
+        *lead.hits[: s.answer_candidates],
+        *(other.hits[: s.answer_candidates] if other else []),
+    ]}.values())[: s.answer_candidates + (1 if other else 0)]
+    return Found(
+        earlier, lead, hits, f"{earlier[-1]} — {text}" if follow else None,
+        alone.covered or (follow and joined is not None and joined.covered),
+    )
 
 
 class Assistant:
-    """The one object every adapter (CLI, REST, UI, eval) calls."""
+    """The answer chain every adapter (CLI, REST, UI, eval) reaches through the front
+    door (``assistant.door``): ``answer(turn)``; ``ask`` and ``stream`` take a message
+    through a plain ``Door``."""
 
     def __init__(
         self,
@@ -120,22 +160,31 @@ class Assistant:
         self.chooser = Chooser(chunks, settings.prompts_dir, settings.answer_second_probability,
                                settings.openai_response_format, settings.answer_prior_weight)
         self.glossary = Glossary.from_chunks(chunks)  # the terms the guide defines
-        # a question in another language is searched and chosen for in English
-        self.translator = QuestionTranslator(settings.prompts_dir)
-        # ... and its answer's guide sentences get a checked translation beside them
-        # (on a model instance of its own, without the guide: see build_translation_model)
-        self.localiser = SentenceTranslator(
-            getattr(checker, "embeddings", None), settings.prompts_dir,
-            settings.translation_check_similarity,
-            cache=settings.data_dir / "cache" / f"translations-{model_name}.json"
-            if settings.translation_cache else None)
-        self.translation_chat = translation_chat or (lambda: chat)
+        # a question in another language is searched and chosen for in English, and its
+        # answer's guide sentences get a checked translation beside them
+        self.interpreter = Interpreter(settings, chat, getattr(checker, "embeddings", None),
+                                       model_name, self.chooser.prefix, self.ready,
+                                       translation_chat)
         self.texts = load_texts("answer_text", settings.prompts_dir, TEMPLATES)
         self.rules = Rules(settings, getattr(checker, "embeddings", None))
         self._sections = list(dict.fromkeys(c.section for c in chunks))
         self.system_prompt = self.chooser.system_prompt  # its rules: the attack suite's leak check
         self.system_text = self.chooser.system_text
         self.answer_prompt = self.chooser.prompt
+        # the records a turn ends in: fixed outcomes, citations, the journal
+        self.recorder = Recorder(settings, self.by_id, self.glossary, model_name,
+                                 self.answer_prompt.ref, sessions, journal)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:  # the parts built from them read them too
+        self._settings = value
+        for part in ("recorder", "interpreter"):
+            if part in self.__dict__:
+                self.__dict__[part].settings = value
 
     # -- public API -----------------------------------------------------------------
 
@@ -170,66 +219,45 @@ class Assistant:
         ).hexdigest()[:16]
         return self.settings.data_dir / "cache" / f"prefix-{self.model_name}-{key}.npz"
 
-    def ask(
-        self, message: str, session_id: str | None = None, triaged: TriageResult | None = None
-    ) -> AnswerRecord:
-        record = None
-        for event in self.stream(message, session_id, triaged):
-            record = event.record or record
-        assert record is not None
-        return record
+    def ask(self, message: str, session_id: str | None = None) -> AnswerRecord:
+        """One message through a plain front door (no desk: no line, no limits)."""
+        return Door(self).ask(message, session_id)
 
-    def stream(
-        self, message: str, session_id: str | None = None, triaged: TriageResult | None = None
-    ) -> Iterator[Event]:
-        """Verified sentences as they pass, then the record. Turns of one conversation run
-        one at a time, so none is lost when a patient sends twice. ``triaged``: the
-        message's triage, when the front desk has done it already."""
-        with self._hold(session_id):
-            yield from self._turn(message, session_id, triaged)
+    def stream(self, message: str, session_id: str | None = None) -> Iterator[Event]:
+        """Verified sentences as they pass, then the record (through a plain ``Door``)."""
+        return Door(self).stream(message, session_id)
 
-    def assess(self, text: str, session: Session | None) -> TriageResult:
-        """Triage of a cleaned message, read with the last turns of its conversation."""
-        history = [t.question for t in session.turns] if session is not None else []
-        return self.triage.assess(text, history)
-
-    def _hold(self, session_id: str | None) -> AbstractContextManager[None]:
+    def hold(self, session_id: str | None) -> AbstractContextManager[None]:
+        """The conversation's turn: one at a time, across workers when the store can."""
         if session_id is None:
             return nullcontext()  # a new conversation: nobody else can hold it
         return self.locks.hold(session_id, self.settings.queue_timeout_s)
 
-    def _turn(
-        self, message: str, session_id: str | None, triaged: TriageResult | None
-    ) -> Iterator[Event]:
-        clock = _Clock()
-        text = clean_message(message, self.settings.max_message_chars)
-        session = self.sessions.get(session_id) if session_id else self.sessions.create()
-        triage = triaged or self.assess(text, session)
-        clock.lap("triage")
-        where = triage.route if triage.routed and triage.firm else self.rules.route(
-            text, lambda t: self.search(t).top_similarity
-        )
-        language = self._language(text, triage.language)
+    def answer(self, turn: Turn) -> Iterator[Event]:
+        """The events of one turn the front door has taken (under its conversation's
+        lock): a notice first when triage is unsure, the answer, then the record."""
+        session, text, triage, clock = turn.session, turn.text, turn.triage, turn.clock
+        where, language, r = turn.route, turn.language, self.recorder
         notice = None
         if triage.routed and not triage.firm:  # unsure: the fixed reply first, then the answer
-            notice = self._fixed_reply(triage.replies, triage.language)[0]
+            notice = r.fixed_reply(triage.replies, triage.language)[0]
             yield Event("notice", text=notice)
         if where in ("urgent", "crisis"):
             kinds = triage.replies if triage.routed and triage.firm else (where,)
-            record = self._urgent(session, text, kinds, triage.language)
+            record = r.urgent(session, text, kinds, triage.language)
         elif where == "declined":
-            record = self._declined(session, text, language)
+            record = r.declined(session, text, language)
         elif where == "closing":
-            record = self._closing(session, text, language)
+            record = r.closing(session, text, language)
         else:
             record = None
             try:
-                for event in self._answer(session, text, clock, triage.language, language):
+                for event in self._answer(session, text, clock, language):
                     if event.record is None:
                         yield event
                     record = event.record or record
             except Exception as exc:  # the model or a store failed mid-answer: staff see it
-                self._failed(session, text, exc)
+                r.failed(session, text, exc)
                 raise
         assert record is not None
         record.triage = triage.to_dict()
@@ -238,72 +266,40 @@ class Assistant:
         record.notice = notice
         clock.since_start("total")
         record.timings_ms = {**clock.marks, **record.timings_ms}
-        self._remember(session, record)
+        r.remember(session, record)
         yield Event("record", record=record)
 
     def end(self, session_id: str) -> AnswerRecord:
-        """The explicit end of a conversation: a handoff with the summary."""
-        with self._hold(session_id):
-            session = self.sessions.get(session_id)
-            language = session.turns[-1].language if session.turns else "en"
-            record = self._closing(session, "[end of conversation]", language)
-            record.language = language
-            self._remember(session, record)
-        return record
+        """The explicit end of a conversation: a handoff with the summary (``Door.end``)."""
+        return Door(self).end(session_id)
 
     # -- stages ---------------------------------------------------------------------
 
-    def _language(self, text: str, detected: str) -> str:
-        """The language of the answer's own texts: the message's, when it is offered and
-        the message is not mostly English words; else English."""
-        s = self.settings
-        if detected == "en" or detected not in s.languages or mostly_english(text):
-            return "en"
-        return detected
-
     def _answer(
-        self, session: Session, message: str, clock: _Clock, language: str = "en",
-        shown_in: str = "en",
+        self, session: Session, message: str, clock: Clock, shown_in: str = "en"
     ) -> Iterator[Event]:
         """Retrieve candidates, settle coverage, let the model choose, show guide text."""
-        s = self.settings
+        s, r = self.settings, self.recorder
         texts = answer_texts(shown_in, s.prompts_dir)
-        english = self._english(message, language)
+        english = self.interpreter.english(message, shown_in)
         clock.lap("translate")
         text = english or message  # what the search, the choice and the rules read
-        earlier = [t.question_english or t.question for t in session.turns
-                   if t.status in ("answered", "not_in_guide")]
-        earlier = earlier[-s.history_turns :] if s.history_turns else []
-        alone = self.search(text)
-        # a follow-up is read with the patient's previous message; both readings give
-        # candidates, the one that matches the guide better leads
-        joined = self.search(f"{earlier[-1]} {text}") if earlier else None
+        found = _retrieve(s, self.search, self.rules, session, text)
         clock.lap("retrieve")
-        follow = (
-            joined is not None
-            and alone.top_similarity < s.followup_similarity
-            and self.rules.refers_back(text)
-        )
-        lead, other = (joined, alone) if follow and joined else (alone, joined)
-        hits = list({h.chunk_id: h for h in [
-            *lead.hits[: s.answer_candidates],
-            *(other.hits[: s.answer_candidates] if other else []),
-        ]}.values())[: s.answer_candidates + (1 if other else 0)]
-        standalone = f"{earlier[-1]} — {text}" if follow else None
-        base = self._record(session, "answered", "", question=message, standalone=standalone)
+        hits = found.hits
+        base = r.record(session, "answered", "", question=message, standalone=found.standalone)
         base.question_english = english
         base.retrieved = [{k: v for k, v in h.to_dict().items() if k != "text"} for h in hits]
-        base.top_similarity = round(lead.top_similarity, 4)
-        if not (alone.covered or (follow and joined is not None and joined.covered)):
-            # scope gate: no model call for what the guide does not cover at all
-            yield Event("record", record=self._not_in_guide(base, session, shown_in))
+        base.top_similarity = round(found.lead.top_similarity, 4)
+        if not found.covered:  # scope gate: no model call for what the guide does not cover
+            yield Event("record", record=r.not_in_guide(base, session, shown_in))
             return
 
         candidates = [self.number_of[h.chunk_id] for h in hits]
         self.ready()
-        choice = self._call(
-            self.chooser.choose, self.chat, earlier[-2:], text, candidates, candidates[:1],
-            self._prior(lead, hits),
+        choice = _call(
+            self.chooser.choose, self.chat, found.earlier[-2:], text, candidates, candidates[:1],
+            _prior(found.lead, hits),
         )
         clock.lap("choose")
         if (
@@ -315,14 +311,16 @@ class Assistant:
             choice.source, choice.problem = "model-empty", "the model leans to none"
         if choice.source == "model-empty":
             base.choice = choice.to_dict()
-            yield Event("record", record=self._not_in_guide(base, session, shown_in))
+            yield Event("record", record=r.not_in_guide(base, session, shown_in))
             return
         base.choice = choice.to_dict()
         chosen = [self.chunks[n - 1] for n in choice.numbers]
-        gaps = self.rules.missing_aspects(text, self._context(c.chunk_id for c in chosen))
-        # the words beyond a topic are the patient's own only when nothing translated them
-        if not gaps and english is None:
-            gaps = [f"“{w}”" for w in self.rules.beyond_topic(text, chosen, self._sections)]
+        # the passages' headings and text, as one string to look words up in
+        context = " ".join(f"{c.section} {c.text}" for c in chosen)
+        gaps = self.rules.missing_aspects(text, context)
+        if not gaps:
+            gaps = [f"“{w}”" for w in self.rules.beyond_topic(
+                text, chosen, self._sections, translated=english is not None)]
         base.gaps = gaps
         shown: list[str] = []
         citations: list[Citation] = []
@@ -335,16 +333,12 @@ class Assistant:
             for unit in guide_units(chunk.text):
                 if len([x for x in shown if x.endswith("]")]) >= s.max_answer_sentences:
                     break
-                yield self._show(shown, citations, unit, chunk.chunk_id, unit, clock)
-        base.verdicts = [
-            SentenceVerdict(
-                sentence=c.quote,
-                supported=_flat(c.quote) in _flat(self.by_id[c.chunk_id].text),
-                chunk_id=c.chunk_id,
-                reasons=["the guide's own words"],
-            )
-            for c in citations
-        ]
+                n = r.cite(citations, chunk.chunk_id, unit)
+                shown.append(f"{unit} [{n}]")
+                if len(citations) == 1 and n == 1:
+                    clock.since_start("first_sentence")
+                yield Event("sentence", text=shown[-1])
+        base.verdicts = r.verdicts(citations)
         clock.lap("compose")
         if gaps:
             shown.append(texts.render("offer"))
@@ -354,88 +348,19 @@ class Assistant:
             base.coverage = "full"
         if shown_in != "en" and s.translate_answers and citations:
             base.translation_label = texts.render("label")
-            for citation in citations:  # after the sentences: the English comes first
-                done = self._translation(citation, shown_in)
-                done.shown = done.text if done.passed else texts.render("unchecked")
-                base.translations.append(done)
+            for done in self.interpreter.sentences(citations, shown_in, texts):
+                base.translations.append(done)  # after the sentences: the English first
                 yield Event("translation", translation=done)
             clock.lap("translate_answer")
         base.answer = " ".join(shown)
         base.citations = citations
-        base.glossary = [
-            GlossaryEntry(term=e.term, definition=e.definition, chunk_id=e.chunk_id,
-                          section=e.section, also=list(e.also))
-            for e in self.glossary.terms_in(" ".join(c.quote for c in citations),
-                                            [c.quote for c in citations])
-        ]
+        base.glossary = r.glossary_entries(citations)
         yield Event("record", record=base)
-
-    def _translation(self, citation: Citation, language: str) -> Translation:
-        """A cited sentence in the patient's language, checked (see assistant.localise)."""
-        model = self.translation_chat()
-
-        def ask(text: str):
-            return model.invoke([HumanMessage(text)], max_tokens=self.localiser.max_tokens)
-
-        return self.localiser.translate(ask, citation.n, citation.quote, language)
 
     def translate_guide(self, language: str, progress=None) -> list[Translation]:
         """Every sentence the guide can show, translated into ``language`` and checked now
-        (kept like any other), so no patient waits for one: what staff can also review."""
-        units = [(c, u) for c in self.chunks for u in guide_units(c.text)]
-        done = []
-        for i, (chunk, unit) in enumerate(units, start=1):
-            done.append(self._translation(
-                Citation(n=i, chunk_id=chunk.chunk_id, section=chunk.section, quote=unit),
-                language))
-            if progress is not None:
-                progress(i, len(units))
-        return done
-
-    def _english(self, message: str, language: str) -> str | None:
-        """The English of a question in another offered language (None: read as written,
-        also when the model's translation is not usable or the call fails)."""
-        s = self.settings
-        if not s.translate_questions or language not in s.languages:
-            return None
-        if not self.translator.needed(message, language):
-            return None
-        self.ready()
-        messages = self.translator.messages(self.chooser.prefix(), message, language)
-        try:
-            reply = self.chat.invoke(messages, max_tokens=self.translator.max_tokens)
-        except Exception:  # noqa: BLE001 - the question is then read as written
-            return None
-        return self.translator.read(getattr(reply, "content", reply), message)
-
-    @staticmethod
-    def _prior(lead, hits) -> list[float]:
-        """Each candidate's fused score in the leading reading (a follow-up's candidates
-        from the other reading get its lowest), so one ranking is the prior."""
-        scores = {h.chunk_id: h.fused_score for h in lead.hits}
-        floor = min(scores.values(), default=0.0)
-        return [scores.get(h.chunk_id, floor) for h in hits]
-
-    def _show(self, shown, citations, sentence, chunk_id, quote, clock) -> Event:
-        n = self._cite(citations, chunk_id, quote)
-        shown.append(f"{sentence} [{n}]")
-        if len(citations) == 1 and n == 1:
-            clock.since_start("first_sentence")
-        return Event("sentence", text=shown[-1])
-
-    def _context(self, chunk_ids) -> str:
-        """The passages' headings and text, as one string to look words up in."""
-        return " ".join(f"{self.by_id[c].section} {self.by_id[c].text}" for c in chunk_ids)
-
-    @staticmethod
-    def _call(fn, *args, **kwargs):
-        """Call the chat model; its failures become a ModelError (a clear, patient-safe error)."""
-        try:
-            return fn(*args, **kwargs)
-        except ScarguideError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any backend failure
-            raise ModelError(f"The chat model failed: {type(exc).__name__}: {exc}") from exc
+        (see ``Interpreter.guide``), so no patient waits for one."""
+        return self.interpreter.guide(self.chunks, language, progress)
 
     def ready(self) -> None:
         """Warm the model (restoring a saved prefix) once per process, before its first
@@ -443,110 +368,3 @@ class Assistant:
         with self._warm_lock:
             if self.prefix_source == "cold":
                 self.warm()
-
-    # -- records --------------------------------------------------------------------
-
-    def _record(self, session: Session, status: str, answer: str, **extra) -> AnswerRecord:
-        question = extra.pop("question")
-        return AnswerRecord(
-            status=status,
-            answer=answer,
-            session_id=session.session_id,
-            turn=len(session.turns) + 1,
-            question=question,
-            standalone_question=extra.pop("standalone", None),
-            model=self.model_name,
-            prompt=self.answer_prompt.ref,
-            **extra,
-        )
-
-    def _cite(self, citations: list[Citation], chunk_id: str, quote: str) -> int:
-        """The marker number of (chunk, quote), adding a citation the first time."""
-        for c in citations:
-            if c.chunk_id == chunk_id and c.quote == quote:
-                return c.n
-        section = self.by_id[chunk_id].section
-        citations.append(
-            Citation(n=len(citations) + 1, chunk_id=chunk_id, section=section, quote=quote)
-        )
-        return citations[-1].n
-
-    def _not_in_guide(self, base: AnswerRecord, session: Session,
-                      language: str = "en") -> AnswerRecord:
-        """The guide does not cover the question at all: say so, offer the consultation."""
-        texts = answer_texts(language, self.settings.prompts_dir)
-        base.status, base.coverage = "not_in_guide", "none"
-        base.answer = f"{texts.render('none')} {texts.render('offer')}"
-        base.citations = []
-        base.handoff = build_handoff(self.settings, session, texts.render("handoff"))
-        return base
-
-    def _fixed_reply(self, kinds: Sequence[str], language: str) -> tuple[str, Replies]:
-        """The fixed replies (prompts/replies/) of ``kinds`` (urgent, crisis; both when
-        triage was split between them), in the patient's language when offered."""
-        s = self.settings
-        offered = language if language in s.languages else "en"
-        replies = replies_for(offered, s.prompts_dir)
-        text = "\n\n".join(
-            replies.render(kind, s.emergency_number, s.crisis_line) for kind in kinds
-        )
-        return text, replies
-
-    def _urgent(
-        self, session: Session, text: str, kinds: Sequence[str], language: str
-    ) -> AnswerRecord:
-        answer, replies = self._fixed_reply(kinds, language)
-        record = self._record(session, "urgent", answer, question=text)
-        record.prompt = {"name": f"replies/{replies.language}", "version": replies.version}
-        record.language = replies.language
-        record.handoff = build_handoff(self.settings, session, replies.follow_up)
-        return record
-
-    def _declined(self, session: Session, text: str, language: str = "en") -> AnswerRecord:
-        texts = answer_texts(language, self.settings.prompts_dir)
-        record = self._record(session, "declined", texts.render("declined"), question=text)
-        record.prompt = None
-        record.handoff = build_handoff(self.settings, session, texts.render("handoff"))
-        return record
-
-    def _closing(self, session: Session, text: str, language: str = "en") -> AnswerRecord:
-        texts = answer_texts(language, self.settings.prompts_dir)
-        handoff = build_handoff(self.settings, session, texts.render("handoff"))
-        record = self._record(
-            session, "handoff", f"{texts.render('closing')} {handoff.message}", question=text
-        )
-        record.prompt = None
-        record.handoff = handoff
-        return record
-
-    def _failed(self, session: Session, text: str, exc: Exception) -> None:
-        """Record a turn that could not be answered (status ``failed``, nothing shown as
-        an answer), so staff see it; the patient got an error instead."""
-        if self.journal is None:
-            return
-        record = self._record(session, "failed", "", question=text)
-        record.prompt = None
-        cause = exc.__cause__
-        # kinds only: a message may carry the patient's words
-        record.error = type(exc).__name__ + (f" ({type(cause).__name__})" if cause else "")
-        try:
-            self.journal(record)
-        except Exception:  # the database may be what failed: the original error wins
-            pass
-
-    def _remember(self, session: Session, record: AnswerRecord) -> None:
-        session.turns.append(
-            TurnSummary(
-                question=record.question,
-                standalone_question=record.standalone_question,
-                question_english=record.question_english,
-                language=record.language,
-                status=record.status,
-                sections=list(dict.fromkeys(c.section for c in record.citations)),
-            )
-        )
-        if record.handoff is not None:  # the summary includes this turn
-            record.handoff.summary = summarise(session)
-        if self.journal is not None:
-            self.journal(record)
-        self.sessions.save(session)

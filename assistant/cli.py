@@ -117,7 +117,9 @@ def ask(
     ] = False,
 ) -> None:
     """Answer one question from the guide, with citations (the record as JSON with --json)."""
-    record = _services().assistant.ask(question, session)
+    from assistant.door import Door
+
+    record = Door(_services().assistant).ask(question, session)
     if as_json:
         typer.echo(record.model_dump_json(indent=2))
     else:
@@ -130,7 +132,10 @@ def chat(
     session: Annotated[str | None, typer.Option(help="Continue this conversation.")] = None,
 ) -> None:
     """A conversation in the terminal: answers stream sentence by sentence, sources below."""
+    from assistant.door import Door
+
     assistant = _services().assistant
+    door = Door(assistant)
     typer.echo("Preparing the assistant…")
     assistant.warm()
     typer.echo("Ask about acne scars. Type 'bye' to finish (or Ctrl-D).")
@@ -141,11 +146,11 @@ def chat(
             line = ""
         if not line:
             if session:
-                _print_record(assistant.end(session))
+                _print_record(door.end(session))
             return
         record = None
         typer.echo("guide › ", nl=False)
-        for event in assistant.stream(line, session):
+        for event in door.stream(line, session):
             if event.kind == "notice":
                 typer.echo(f"URGENT: {event.text}\nguide › ", nl=False)
             elif event.kind == "sentence":

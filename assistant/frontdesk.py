@@ -1,7 +1,11 @@
 """What patients can do, in one place: chat, end a chat, book, rate an answer.
 
 The REST API and the Gradio UI are thin adapters over one ``FrontDesk``; the
-checks here (booking fields, known sessions and turns) hold for both.
+checks here (booking fields, known sessions and turns) hold for both. A ``FrontDesk`` is
+the front door (``assistant.door``: each message cleaned, triaged and routed once, then
+answered as one ``Turn``) with the desk around it: a conversation that ended or reached
+its length takes no more messages, answers that need the model wait in its line, and each
+answer leaves one log line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, EmailStr, Field, StrictBool, field_validator, model_validator
 
 from assistant.answer import Assistant, Event
+from assistant.door import Door
 from assistant.errors import (
     BusyError,
     InputError,
@@ -26,7 +31,7 @@ from assistant.errors import (
 from assistant.line import Line
 from assistant.logs import personal
 from assistant.records import AnswerRecord
-from assistant.safety import ONE_LINE, MultiLine, OneLine, clean_message, route
+from assistant.safety import ONE_LINE, MultiLine, OneLine, route
 from assistant.store import Store
 from assistant.triage import TriageResult
 
@@ -150,13 +155,13 @@ class Answer:
     """The events of one answer, holding its place in the model's line until it is done
     or closed, even when it is closed before it started (a patient who left)."""
 
-    def __init__(self, desk: FrontDesk, message: str, session_id: str | None, ticket,
+    def __init__(self, desk: FrontDesk, text: str, session_id: str | None, ticket,
                  triaged: TriageResult) -> None:
         self.desk, self.ticket = desk, ticket
-        self._events = self._run(message, session_id, triaged)
+        self._events = self._run(text, session_id, triaged)
         self._closed = False
 
-    def _run(self, message: str, session_id: str | None,
+    def _run(self, text: str, session_id: str | None,
              triaged: TriageResult) -> Iterator[Event]:
         line, ticket = self.desk.line, self.ticket
         if ticket is not None:
@@ -170,7 +175,7 @@ class Answer:
             line.start(ticket)
             self.ticket = None  # started: released by the finally below
         try:
-            for event in self.desk.assistant.stream(message, session_id, triaged):
+            for event in self.desk.turn_events(text, session_id, triaged):
                 if event.record is not None:
                     _logged(event.record)
                 yield event
@@ -200,9 +205,9 @@ class Answer:
             pass
 
 
-class FrontDesk:
+class FrontDesk(Door):
     def __init__(self, assistant: Assistant, store: Store) -> None:
-        self.assistant = assistant
+        super().__init__(assistant)
         self.store = store
         settings = assistant.settings
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_limit_storage, store)
@@ -221,7 +226,7 @@ class FrontDesk:
     def check(self, message: str, session_id: str | None) -> tuple[str, TriageResult]:
         """The cleaned message and its triage; InputError / SessionError before any work
         starts (so a stream never begins with a request that cannot be served)."""
-        text = clean_message(message, self.assistant.settings.max_message_chars)
+        text = self.clean(message)
         session = None
         if session_id is not None:
             session = self.assistant.sessions.get(session_id)
@@ -230,15 +235,32 @@ class FrontDesk:
             if len(session.turns) >= self.assistant.settings.max_turns:
                 raise SessionEndedError(f"Session {session_id} reached its length limit")
         # Triage first, before the answer line: an emergency never waits behind answers.
-        return text, self.assistant.assess(text, session)
+        return text, self.assess(text, session)
+
+    def turn_events(self, text: str, session_id: str | None,
+                    triaged: TriageResult) -> Iterator[Event]:
+        """The answer's events for a message ``check`` has cleaned and triaged (the
+        conversation is read again under its lock: a turn sent meanwhile is in it)."""
+        return self._events(session_id, text=text, triaged=triaged)
 
     def chat(self, message: str, session_id: str | None = None) -> AnswerRecord:
         text, triaged = self.check(message, session_id)
         if not self._needs_model(text, triaged):
-            return _logged(self.assistant.ask(message, session_id, triaged))
+            return _logged(self._record(text, session_id, triaged))
         # BusyError when the line is full, or when the wait outlasts queue_timeout_s
         with self.line.turn(self.assistant.settings.queue_timeout_s):
-            return _logged(self.assistant.ask(message, session_id, triaged))
+            return _logged(self._record(text, session_id, triaged))
+
+    def ask(self, message: str, session_id: str | None = None) -> AnswerRecord:
+        """The same as ``chat``: one message through the desk."""
+        return self.chat(message, session_id)
+
+    def _record(self, text: str, session_id: str | None, triaged: TriageResult) -> AnswerRecord:
+        record = None
+        for event in self.turn_events(text, session_id, triaged):
+            record = event.record or record
+        assert record is not None
+        return record
 
     def stream(self, message: str, session_id: str | None = None) -> Answer:
         """Events of the answer; while waiting for the model, ``queued`` events carry the
@@ -246,7 +268,7 @@ class FrontDesk:
         ``close()`` on the result when done with it (a place never started is given back)."""
         text, triaged = self.check(message, session_id)
         ticket = self.line.join() if self._needs_model(text, triaged) else None
-        return Answer(self, message, session_id, ticket, triaged)
+        return Answer(self, text, session_id, ticket, triaged)
 
     def end(self, session_id: str) -> AnswerRecord:
         """End a conversation once; ending it again returns the same handoff."""
@@ -255,7 +277,7 @@ class FrontDesk:
             last = self.store.turns(session_id)[-1:]
             if last and last[0].handoff is not None:
                 return last[0]
-        return self.assistant.end(session_id)
+        return super().end(session_id)
 
     def history(self, session_id: str) -> list[AnswerRecord]:
         self.assistant.sessions.get(session_id)  # unknown → SessionError

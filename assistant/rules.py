@@ -121,10 +121,13 @@ class Rules:
         """Does the message point back at the conversation? (Always, with the rule off.)"""
         return not self.on("refers_back") or bool(_REFERS_BACK.search(text))
 
-    def beyond_topic(self, question: str, chosen: list[Chunk], sections: list[str]) -> list[str]:
+    def beyond_topic(self, question: str, chosen: list[Chunk], sections: list[str],
+                     translated: bool = False) -> list[str]:
         """The question's words that the chosen passages lack, when it names their topic
-        (``sections``: every section of the guide, whose headings tell topics apart)."""
-        if not self.on("beyond_topic") or not chosen:
+        (``sections``: every section of the guide, whose headings tell topics apart).
+        ``translated``: the question was put into English, so its words are not the
+        patient's own, and none is held against the guide."""
+        if not self.on("beyond_topic") or not chosen or translated:
             return []
         own = distinctive_heading_words(sections)
         asked = content_stems(question)

@@ -49,9 +49,6 @@ class QuestionTranslator:
         self.prompt = load_prompt("translate_question", prompts_dir)
         self.max_tokens = max_tokens
 
-    def needed(self, text: str, language: str) -> bool:
-        return language != "en" and not mostly_english(text)
-
     def messages(self, prefix: list[BaseMessage], text: str, language: str) -> list[BaseMessage]:
         return [*prefix, HumanMessage(self.prompt.render(
             language=NAMES.get(language, language), question=as_data(text)))]

@@ -1,11 +1,13 @@
 """What the suites ask: the assistant in this process, or a server through its REST API.
-Every suite that plays conversations talks to a :class:`Target`."""
+Every suite that plays conversations talks to a :class:`Target`; in process, through the
+front door (:class:`~assistant.door.Door`), as every adapter does."""
 
 from __future__ import annotations
 
 import time
 from typing import Protocol
 
+from assistant.door import Door
 from assistant.errors import ScarguideError
 from assistant.records import AnswerRecord
 
@@ -20,13 +22,14 @@ class Target(Protocol):
 class InProcess:
     def __init__(self, assistant) -> None:
         self.assistant = assistant
+        self.door = Door(assistant)
         self.name = f"in-process ({assistant.model_name})"
 
     def ask(self, message: str, session_id: str | None = None) -> AnswerRecord:
-        return self.assistant.ask(message, session_id)
+        return self.door.ask(message, session_id)
 
     def end(self, session_id: str) -> AnswerRecord:
-        return self.assistant.end(session_id)
+        return self.door.end(session_id)
 
 
 def _code(response) -> str | None:
