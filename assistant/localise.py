@@ -45,7 +45,7 @@ from assistant.prompts import PROMPTS_DIR, load_prompt, load_texts
 from assistant.records import Translation
 from assistant.safety import as_data
 from assistant.terms import terms_hint
-from assistant.translate import NAMES, mostly_english
+from assistant.translate import HAN, LETTERS, NAMES, mostly_english
 
 # the answer's own texts; English has them in prompts/answer_text.yaml
 ANSWER_KEYS = ("none", "offer", "partial", "closing", "declined", "handoff")
@@ -58,8 +58,6 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _NEGATION = re.compile(
     r"\b(?:not|no|never|none|nor|neither|cannot|without|nothing)\b|n't\b", re.I
 )
-_HAN = re.compile(r"[\u4e00-\u9fff]")
-_LETTERS = re.compile(r"[^\W\d_]+")
 _LATIN_WORD = re.compile(r"[A-Za-z]{3,}")
 
 
@@ -142,14 +140,14 @@ def _not_words(text: str, original: str, language: str) -> list[str]:
     """Words of a translation that are not words of its language, nor of the English
     sentence (a name or a treatment kept as it is), nor cognates of its words. Chinese: an
     English word left in it (an abbreviation such as PRP may stay)."""
-    kept = {w.lower() for w in _LETTERS.findall(original)}
+    kept = {w.lower() for w in LETTERS.findall(original)}
     if language == "zh":
         return [w for w in _LATIN_WORD.findall(text) if not w.isupper() and w.lower() in kept]
     from wordfreq import available_languages, zipf_frequency
 
     if language not in available_languages():
         return []
-    return [w for w in _LETTERS.findall(text) if len(w) >= 3 and w.lower() not in kept
+    return [w for w in LETTERS.findall(text) if len(w) >= 3 and w.lower() not in kept
             and zipf_frequency(w, language) == 0 and not _cognate(w, kept)]
 
 
@@ -248,7 +246,7 @@ class SentenceTranslator:
         problems = []
         if not text:
             return Check(False, None, ["no translation"])
-        if (not _HAN.search(text)) if language == "zh" else mostly_english(text, 0.5):
+        if (not HAN.search(text)) if language == "zh" else mostly_english(text, 0.5):
             problems.append("not in the patient's language")
         else:
             strange = _not_words(text, original, language)

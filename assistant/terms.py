@@ -15,8 +15,7 @@ import yaml
 
 from assistant.errors import ConfigError
 from assistant.prompts import PROMPTS_DIR
-
-_HAN = re.compile(r"[\u4e00-\u9fff]")
+from assistant.translate import HAN
 
 
 @lru_cache(maxsize=16)
@@ -38,7 +37,7 @@ def terms_for(language: str, directory: Path = PROMPTS_DIR) -> dict[str, str]:
 
 
 def _found(word: str, text: str) -> bool:
-    if _HAN.search(word):
+    if HAN.search(word):
         return word in text
     return re.search(rf"(?<![^\W\d_]){re.escape(word.lower())}(?![^\W\d_])",
                      text.lower()) is not None

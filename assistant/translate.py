@@ -24,7 +24,9 @@ from assistant.words import english_words
 
 NAMES = {"es": "Spanish", "fr": "French", "pt": "Portuguese", "de": "German",
          "it": "Italian", "zh": "Chinese", "en": "English"}
-_LETTERS = re.compile(r"[^\W\d_]+")
+# a word's letters (any script), and a Chinese character: what the language checks read
+LETTERS = re.compile(r"[^\W\d_]+")
+HAN = re.compile(r"[\u4e00-\u9fff]")
 # a letter of a script other than Latin (the guide's): a reading that keeps one is no
 # English question
 _OTHER_SCRIPT = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f]")
@@ -34,7 +36,7 @@ def mostly_english(text: str, share: float = 0.6) -> bool:
     """Are most of the message's words English words? Short words are not counted: an
     English word list holds many words of other languages' (``que``, ``con``, ``la``), so
     only words of four letters or more tell; with none, any ASCII text is taken as English."""
-    words = [w.lower() for w in _LETTERS.findall(text) if len(w) >= 4]
+    words = [w.lower() for w in LETTERS.findall(text) if len(w) >= 4]
     if not words:
         return not re.search(r"[^\x00-\x7f]", text)
     english = english_words()
