@@ -76,8 +76,13 @@ class Door:
         return self.assistant.triage.assess(text, history)
 
     def ask(self, message: str, session_id: str | None = None) -> AnswerRecord:
+        return self.last(self._events(session_id, message=message))
+
+    @staticmethod
+    def last(events: Iterator[Event]) -> AnswerRecord:
+        """The record an answer's events end with (all of them run)."""
         record = None
-        for event in self._events(session_id, message=message):
+        for event in events:
             record = event.record or record
         assert record is not None
         return record

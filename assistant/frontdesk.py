@@ -246,21 +246,14 @@ class FrontDesk(Door):
     def chat(self, message: str, session_id: str | None = None) -> AnswerRecord:
         text, triaged = self.check(message, session_id)
         if not self._needs_model(text, triaged):
-            return _logged(self._record(text, session_id, triaged))
+            return _logged(self.last(self.turn_events(text, session_id, triaged)))
         # BusyError when the line is full, or when the wait outlasts queue_timeout_s
         with self.line.turn(self.assistant.settings.queue_timeout_s):
-            return _logged(self._record(text, session_id, triaged))
+            return _logged(self.last(self.turn_events(text, session_id, triaged)))
 
     def ask(self, message: str, session_id: str | None = None) -> AnswerRecord:
         """The same as ``chat``: one message through the desk."""
         return self.chat(message, session_id)
-
-    def _record(self, text: str, session_id: str | None, triaged: TriageResult) -> AnswerRecord:
-        record = None
-        for event in self.turn_events(text, session_id, triaged):
-            record = event.record or record
-        assert record is not None
-        return record
 
     def stream(self, message: str, session_id: str | None = None) -> Answer:
         """Events of the answer; while waiting for the model, ``queued`` events carry the
