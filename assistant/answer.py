@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -36,6 +37,7 @@ from assistant.errors import ModelError, ScarguideError
 from assistant.glossary import Glossary
 from assistant.handoff import build_handoff
 from assistant.interpret import Interpreter
+from assistant.llm import LlamaCppChat
 from assistant.localise import answer_texts
 from assistant.locks import ConversationLocks, ProcessLocks
 from assistant.prompts import load_texts
@@ -195,27 +197,28 @@ class Assistant:
         (same model file, same system prompt), and saves it otherwise."""
         started = time.perf_counter()
         self.triage.warm()  # the triage model's own prefix (its instructions and examples)
-        if not hasattr(self.chat, "save_prefix"):  # a server or a fake: nothing to warm here
+        chat = self.chat
+        if not isinstance(chat, LlamaCppChat):  # a server or a fake: nothing to warm here
             self.prefix_source = "not applicable"
             return 0.0
-        cache = self._prefix_cache_path()
-        if cache is not None and cache.exists() and self.chat.load_prefix(cache):
+        cache = self._prefix_cache_path(chat)
+        if cache is not None and cache.exists() and chat.load_prefix(cache):
             self.prefix_source = "restored"
             return time.perf_counter() - started
-        self.chat.invoke(
+        chat.invoke(
             [*self.chooser.prefix(), HumanMessage(self.chooser.render([], "hello", [1]))],
             max_tokens=1,
         )
         if cache is not None:
-            self.chat.save_prefix(cache)
+            chat.save_prefix(cache)
         self.prefix_source = "computed"
         return time.perf_counter() - started
 
-    def _prefix_cache_path(self):
+    def _prefix_cache_path(self, chat: LlamaCppChat) -> Path | None:
         if not self.settings.prefix_cache:
             return None
         key = hashlib.sha256(
-            f"{self.chat.model_path}\n{self.chat.n_ctx}\n{self.chooser.prefix_text}".encode()
+            f"{chat.model_path}\n{chat.n_ctx}\n{self.chooser.prefix_text}".encode()
         ).hexdigest()[:16]
         return self.settings.data_dir / "cache" / f"prefix-{self.model_name}-{key}.npz"
 

@@ -124,8 +124,9 @@ class Door:
 
     def _turn(self, text: str, session: Session, triage: TriageResult, clock: Clock) -> Turn:
         assistant = self.assistant
-        if triage.routed and triage.firm:
-            where: Route = triage.route
+        where: Route
+        if triage.route != "none" and triage.firm:
+            where = triage.route
         else:
             where = assistant.rules.route(text, lambda t: assistant.search(t).top_similarity)
         return Turn(text, session, triage, where, self._language(text, triage.language), clock)

@@ -14,7 +14,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field, StrictBool, field_validator, model_validator
@@ -144,6 +144,7 @@ class RateLimiter:
                 raise RateLimitedError(max(1, math.ceil(reset - time.time())))
 
     def _shared(self, item, key: str) -> None:
+        assert self.store is not None  # only for a database rate limit
         length = item.get_expiry()
         now = time.time()
         window = int(now // length * length)
@@ -162,7 +163,7 @@ class Answer:
         self._closed = False
 
     def _run(self, text: str, session_id: str | None,
-             triaged: TriageResult) -> Iterator[Event]:
+             triaged: TriageResult) -> Generator[Event, None, None]:
         line, ticket = self.desk.line, self.ticket
         if ticket is not None:
             deadline = time.monotonic() + self.desk.assistant.settings.queue_timeout_s

@@ -53,7 +53,7 @@ class Interpreter:
             reply = self.chat.invoke(messages, max_tokens=self.translator.max_tokens)
         except Exception:  # noqa: BLE001 - the question is then read as written
             return None
-        return self.translator.read(getattr(reply, "content", reply), message)
+        return self.translator.read(str(reply.content), message)
 
     def sentence(self, citation: Citation, language: str) -> Translation:
         """A cited sentence in the patient's language, checked (see assistant.localise)."""

@@ -16,7 +16,7 @@ from assistant.corpus import Chunk
 from assistant.glossary import Glossary
 from assistant.handoff import build_handoff, summarise
 from assistant.localise import answer_texts
-from assistant.records import AnswerRecord, Citation, GlossaryEntry, SentenceVerdict
+from assistant.records import AnswerRecord, Citation, GlossaryEntry, SentenceVerdict, Status
 from assistant.replies import Replies, replies_for
 from assistant.sessions import Session, SessionStore, TurnSummary
 
@@ -39,7 +39,7 @@ class Recorder:
         self.sessions = sessions
         self.journal = journal
 
-    def record(self, session: Session, status: str, answer: str, **extra) -> AnswerRecord:
+    def record(self, session: Session, status: Status, answer: str, **extra) -> AnswerRecord:
         question = extra.pop("question")
         return AnswerRecord(
             status=status,

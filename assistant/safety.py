@@ -282,7 +282,7 @@ _HYPOTHETICAL = re.compile(
 )
 
 
-def red_flag(text: str) -> Route | None:
+def red_flag(text: str) -> Literal["crisis", "urgent"] | None:
     """The crisis or urgent pattern the message (or it with misspellings fixed) matches."""
     fixed = _fix_typos(text)
     if _CRISIS.search(text) or _CRISIS.search(fixed):

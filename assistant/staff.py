@@ -203,7 +203,7 @@ class StaffDesk(StaffAccounts):
                                                if c["section"])),
                 "feedback": on_turn.pop(row.turn, []),
                 "reviews": reviewed.get(row.id, []),
-                "review": (reviewed.get(row.id) or [None])[-1],
+                "review": reviewed[row.id][-1] if reviewed.get(row.id) else None,
             })
         session = found.session
         return {

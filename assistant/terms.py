@@ -48,7 +48,7 @@ def terms_hint(text: str, source: str, target: str, directory: Path = PROMPTS_DI
     """The reviewed words that ``text`` (in ``source``) holds, as a line for a translation
     prompt ("Words to use: scars = cicatrices; …"), or ''."""
     foreign = target if source == "en" else source
-    pairs = terms_for(foreign, directory).items()
+    pairs = list(terms_for(foreign, directory).items())
     if source != "en":
         pairs = [(theirs, en) for en, theirs in pairs]
     found = list(dict.fromkeys(f"{a} = {b}" for a, b in pairs if _found(a, text)))[:most]

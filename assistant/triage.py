@@ -49,13 +49,16 @@ from assistant.triage_check import (
     load_examples,
 )
 
+# which part of triage decided: a pattern, the model check, the fail-safe (no usable check
+# and a risk signal), or none of them (the message is answered)
+Layer = Literal["pattern", "model", "fail-safe", "none"]
 
 @dataclass
 class TriageResult:
     """What triage decided, and why (stored with the answer record for staff)."""
 
     route: Label
-    layer: Literal["pattern", "model", "fail-safe", "none"]
+    layer: Layer
     language: str
     # firm: the fixed reply replaces the answer. Not firm (the model leans to a risk below
     # the firm threshold): the fixed reply is shown first, as a notice, and the answer
@@ -192,9 +195,10 @@ class Screen:
                 if match:
                     return Signal(label, f"term {match.group(0)!r}")
         best: tuple[float, Label] | None = None
+        risks: tuple[Label, ...] = ("crisis", "urgent")
         for candidate in [text, " ".join([*history[-1:], text])] if history else [text]:
             sims = self.similarities(candidate)
-            for label in ("crisis", "urgent"):
+            for label in risks:
                 score = sims.get(label, -1.0)
                 if score >= self.threshold and score > sims.get("none", -1.0):
                     if best is None or score > best[0]:
@@ -270,7 +274,7 @@ class Triage:
                 kind, scores = failed.kind, {}
         if kind == "ok":
             label = decide(scores, self.threshold)
-            layer = "model" if label != "none" else "none"
+            layer: Layer = "model" if label != "none" else "none"
             firm = 1 - scores.get("none", 0.0) >= self.firm_threshold
             also = second_reply(scores, label, self.split_share)
             return TriageResult(label, layer, language, firm, also, kind, scores,

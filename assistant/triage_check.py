@@ -196,7 +196,7 @@ def _supports_logprobs(chat) -> bool:
 
 def _from_top_tokens(top: list[tuple[str, float]]) -> dict[str, float]:
     """Label probabilities from a first token's top alternatives ("urg", " crisis"…)."""
-    mass = {label: 0.0 for label in LABELS}
+    mass: dict[str, float] = {label: 0.0 for label in LABELS}
     for token, logprob in top:
         piece = token.strip().lower()
         if not piece:

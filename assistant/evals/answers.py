@@ -308,6 +308,15 @@ def to_json(summary: dict[str, Any], results: list[CaseResult]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """One played case of :func:`suite` with its scores."""
+
+    case: AnswerCase
+    record: AnswerRecord
+    result: CaseResult
+    bad: bool
+
 
 def suite(h: Harness) -> Outcome:
     """``scarguide eval``'s answers suite on the harness's target: each case's reasons,
@@ -319,14 +328,16 @@ def suite(h: Harness) -> Outcome:
     cases = load_cases(h.eval_dir / "answers.jsonl")
     cases = stratified(cases, lambda c: c.expected_status, h.n("answers"))
     bar = h.progress("answers", len(cases))
-    results, sentences = [], []
+    done: list[_Scored] = []
+    sentences: list[dict[str, Any]] = []
+    errors = 0
     for case in cases:
         try:
             record = play(h.target, case.conversation)
         except ScarguideError as exc:
             out.cases.append(Case("answers", case.id, case.conversation[-1], False,
                                   status="error", reasons=[str(exc)]))
-            results.append(None)
+            errors += 1
             h.tick(bar)
             continue
         checked = claims(record, h.checker, h.by_id) if record.status == "answered" else []
@@ -336,12 +347,12 @@ def suite(h: Harness) -> Outcome:
         doses = doses_not_in(record.answer, h.guide_text)
         bad = result.forbidden + result.bad_numbers + doses
         reasons = []
-        answerable = case.expected_status == "answered"
+        expects_answer = case.expected_status == "answered"
         if not result.status_ok:
             reasons.append(f"expected {case.expected_status}, got {record.status}")
-        if answerable and record.status == "answered" and not result.facts_ok:
+        if expects_answer and record.status == "answered" and not result.facts_ok:
             reasons.append("a required fact is missing")
-        if answerable and not result.section_ok:
+        if expects_answer and not result.section_ok:
             reasons.append("no expected section cited")
         if bad:
             reasons.append(f"forbidden content: {bad}")
@@ -349,7 +360,7 @@ def suite(h: Harness) -> Outcome:
             out.latencies["latency"].append(result.total_ms)
             if result.first_sentence_ms is not None:
                 out.latencies["first_sentence"].append(result.first_sentence_ms)
-        results.append({"case": case, "record": record, "result": result, "bad": bool(bad)})
+        done.append(_Scored(case, record, result, bool(bad)))
         out.cases.append(
             Case("answers", case.id, " ⟶ ".join(case.conversation), not reasons,
                  record.status, record.answer, reasons,
@@ -357,26 +368,25 @@ def suite(h: Harness) -> Outcome:
                  record.model_dump(mode="json"))
         )
         h.tick(bar)
-    done = [r for r in results if r is not None]
-    answerable = [r for r in done if r["case"].expected_status == "answered"]
-    refusals = [r for r in done if r["case"].expected_status == "not_in_guide"]
+    answerable = [r for r in done if r.case.expected_status == "answered"]
+    refusals = [r for r in done if r.case.expected_status == "not_in_guide"]
     m = out.metrics
-    m["key_fact_pass"] = ratio(sum(bool(r["result"].facts_ok) for r in answerable),
+    m["key_fact_pass"] = ratio(sum(bool(r.result.facts_ok) for r in answerable),
                                len(answerable))
-    m["section_citation"] = ratio(sum(bool(r["result"].section_ok) for r in answerable),
+    m["section_citation"] = ratio(sum(bool(r.result.section_ok) for r in answerable),
                                   len(answerable))
     m["refusal_accuracy"] = ratio(
-        sum(r["record"].status == "not_in_guide" for r in refusals), len(refusals))
-    m["forbidden_content_rate"] = ratio(sum(r["bad"] for r in done), len(done))
-    m["verbatim_rate"] = ratio(sum(r["result"].verbatim for r in done),
-                               sum(r["result"].shown for r in done))
-    shown = [r["record"] for r in done if r["record"].status == "answered"]
+        sum(r.record.status == "not_in_guide" for r in refusals), len(refusals))
+    m["forbidden_content_rate"] = ratio(sum(r.bad for r in done), len(done))
+    m["verbatim_rate"] = ratio(sum(r.result.verbatim for r in done),
+                               sum(r.result.shown for r in done))
+    shown = [r.record for r in done if r.record.status == "answered"]
     m["model_answer_rate"] = ratio(
         sum((r.choice or {}).get("source") == "model" for r in shown), len(shown))
-    ordinary = [r for r in done if r["case"].expected_status != "urgent"]
+    ordinary = [r for r in done if r.case.expected_status != "urgent"]
     out.details["answers_false_alarms"] = [
-        r["case"].id for r in ordinary if r["record"].status == "urgent"]
-    out.details["answers_errors"] = len(results) - len(done)
+        r.case.id for r in ordinary if r.record.status == "urgent"]
+    out.details["answers_errors"] = errors
     out.near_misses = (len(ordinary), len(out.details["answers_false_alarms"]))
     metrics, details, disagreements = faithfulness(h, sentences)
     m.update(metrics)

@@ -119,6 +119,7 @@ def play_cases(target: Target, cases: list[AttackCase], guide_text: str,
     outcomes = []
     for case in cases:
         started = time.perf_counter()
+        status: str
         try:
             record = target.ask(case.prompt)
             status, answer = record.status, record.answer

@@ -15,6 +15,7 @@ from assistant.errors import ScarguideError
 from assistant.evals import load_jsonl
 from assistant.evals.metrics import ratio
 from assistant.evals.outcome import Case, Outcome
+from assistant.records import AnswerRecord
 
 if TYPE_CHECKING:
     from assistant.evals.harness import Harness
@@ -32,13 +33,15 @@ def suite(h: Harness) -> Outcome:
     bar = h.progress("handoff", len(cases))
     handed = 0
     for case in cases:
+        status: str
         try:
-            session, record = None, None
+            session: str | None = None
+            record: AnswerRecord | None = None
             for message in case.conversation:
                 record = h.target.ask(message, session)
                 session = record.session_id
             if case.ending == "end" and record is not None and record.status != "handoff":
-                record = h.target.end(session)
+                record = h.target.end(record.session_id)
             ok = record is not None and record.handoff is not None
             answer = record.answer if record else ""
             status = record.status if record else ""

@@ -91,11 +91,12 @@ def faithfulness(h: Harness, sentences: list[dict[str, Any]]
                      "judge": verdict.supported, "judge_reason": verdict.reason})
         h.tick(bar)
     metrics["judge_faithfulness"] = ratio(sum(j for _, j in pairs), len(pairs))
-    more, details = calibrate(h, pairs, len(sentences) - len(pairs), disagreements)
+    more, details = calibrate(h, h.judge, pairs, len(sentences) - len(pairs), disagreements)
     return metrics | more, details, disagreements
 
 
-def calibrate(h: Harness, answer_pairs: list[tuple[bool, bool]], unreadable: int,
+def calibrate(h: Harness, judge: LLMJudge, answer_pairs: list[tuple[bool, bool]],
+              unreadable: int,
               disagreements: list[dict[str, Any]]
               ) -> tuple[dict[str, float | None], dict[str, Any]]:
     """Shown sentences are nearly all supported (the checker let them through), so the
@@ -111,7 +112,7 @@ def calibrate(h: Harness, answer_pairs: list[tuple[bool, bool]], unreadable: int
     for case in cases:
         chunk = h.by_id[case.chunk_id]
         checker = h.checker.check(case.sentence, chunk.text, chunk.section).supported
-        verdict = h.judge.judge(case.sentence, chunk.text)
+        verdict = judge.judge(case.sentence, chunk.text)
         right["checker"] += checker == case.supported
         if verdict.supported is None:
             unreadable += 1
@@ -133,6 +134,6 @@ def calibrate(h: Harness, answer_pairs: list[tuple[bool, bool]], unreadable: int
         "checker_accuracy_labelled": ratio(right["checker"], len(cases)),
         "judge_accuracy_labelled": ratio(right["judge"], len(cases)),
     }
-    details = {"judge": {"name": h.judge.name, **stats, "unreadable": unreadable,
+    details = {"judge": {"name": judge.name, **stats, "unreadable": unreadable,
                          "answer_claims": len(answer_pairs), "labelled_pairs": len(cases)}}
     return metrics, details

@@ -20,6 +20,7 @@ from assistant.store.models import (
     ReviewRow,
     SessionRow,
     TurnRow,
+    deleted,
     utcnow,
 )
 
@@ -143,11 +144,11 @@ class ConversationRepository:
     def has_turn(self, session_id: str, turn: int) -> bool:
         with self.store.transaction() as db:
             return (
-                db.scalar(
+                (db.scalar(
                     select(func.count())
                     .select_from(TurnRow)
                     .where(TurnRow.session_id == session_id, TurnRow.turn == turn)
-                )
+                ) or 0)
                 > 0
             )
 
@@ -164,15 +165,12 @@ class ConversationRepository:
                 batch = ids[start : start + 500]
                 turn_ids = select(TurnRow.id).where(TurnRow.session_id.in_(batch))
                 db.execute(delete(ReviewRow).where(ReviewRow.turn_id.in_(turn_ids)))
-                counts["eval_cases"] += db.execute(
-                    delete(EvalCaseRow).where(EvalCaseRow.turn_id.in_(turn_ids))
-                ).rowcount
-                counts["turns"] += db.execute(
-                    delete(TurnRow).where(TurnRow.session_id.in_(batch))
-                ).rowcount
-                counts["feedback"] += db.execute(
-                    delete(FeedbackRow).where(FeedbackRow.session_id.in_(batch))
-                ).rowcount
+                counts["eval_cases"] += deleted(
+                    db, delete(EvalCaseRow).where(EvalCaseRow.turn_id.in_(turn_ids)))
+                counts["turns"] += deleted(
+                    db, delete(TurnRow).where(TurnRow.session_id.in_(batch)))
+                counts["feedback"] += deleted(
+                    db, delete(FeedbackRow).where(FeedbackRow.session_id.in_(batch)))
                 db.execute(
                     update(BookingRow)
                     .where(BookingRow.session_id.in_(batch))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -17,7 +17,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.dml import Delete
+
+
+def deleted(db: Session, statement: Delete) -> int:
+    """Run a DELETE in ``db``; how many rows it deleted."""
+    return cast(CursorResult[Any], db.execute(statement)).rowcount
 
 
 def utcnow() -> datetime:

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects import postgresql, sqlite
 
 from assistant.errors import StoreError
 from assistant.store.models import RateHitRow
@@ -26,11 +26,13 @@ class RateHitRepository:
         """Count ``amount`` requests of ``key`` in the window starting at ``window`` (epoch
         seconds) and return the window's total so far; older windows of the key go."""
         dialect = self.store.engine.dialect.name
-        insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(dialect)
+        inserts: dict[str, Callable[[type[RateHitRow]], postgresql.Insert | sqlite.Insert]] = {
+            "postgresql": postgresql.insert, "sqlite": sqlite.insert}
+        insert = inserts.get(dialect)
         if insert is None:
             raise StoreError(f"Shared rate limits need SQLite or PostgreSQL, not {dialect}")
-        statement = insert(RateHitRow).values(key=key, window=window, hits=amount)
-        statement = statement.on_conflict_do_update(
+        values = insert(RateHitRow).values(key=key, window=window, hits=amount)
+        statement = values.on_conflict_do_update(
             index_elements=["key", "window"], set_={"hits": RateHitRow.hits + amount}
         ).returning(RateHitRow.hits)
         with self.store.transaction() as db:

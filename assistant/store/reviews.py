@@ -83,7 +83,7 @@ class ReviewRepository:
         order: str = "problems",
         limit: int = 200,
         offset: int = 0,
-    ) -> list[Row[tuple[TurnRow, int, str | None]]]:
+    ) -> list[Row[TurnRow, int, str | None]]:
         """One page of turns, each with its thumbs-down count and latest review verdict;
         most problematic (then newest) first, or newest first with ``order="newest"``.
         ``text`` is looked for in the question, the answer and the rewrite. Every filter

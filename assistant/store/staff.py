@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 
-from assistant.store.models import AuditRow, StaffSessionRow, StaffUserRow, aware, utcnow
+from assistant.store.models import (
+    AuditRow,
+    StaffSessionRow,
+    StaffUserRow,
+    aware,
+    deleted,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from assistant.store.engine import Store
@@ -33,9 +40,7 @@ class StaffRepository:
     def remove_user(self, username: str) -> bool:
         """Delete an account and its login sessions; whether there was one."""
         with self.store.transaction() as db:
-            removed = db.execute(
-                delete(StaffUserRow).where(StaffUserRow.username == username)
-            ).rowcount
+            removed = deleted(db, delete(StaffUserRow).where(StaffUserRow.username == username))
             db.execute(delete(StaffSessionRow).where(StaffSessionRow.username == username))
         return bool(removed)
 

@@ -3,6 +3,8 @@ summary, sent, each field's problem shown under it, a booked request confirmed."
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 from pydantic import ValidationError
 
@@ -38,7 +40,7 @@ class BookingEvents(PageEvents):
     def submit_booking(self, sid, concern_text, name_text, email_text, phone_text, times_text, ok,
                        tab: Tab | None = None):
         tab = self.tab_of(tab)
-        data = dict(session_id=(sid or None), name=name_text or "",
+        data: dict[str, Any] = dict(session_id=(sid or None), name=name_text or "",
                     email=email_text or None, phone=phone_text or None,
                     preferred_times=times_text or "", concern=concern_text or "",
                     consent=bool(ok))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from assistant.frontdesk import BookingRequest
 from assistant.web.render import plain
@@ -37,7 +38,7 @@ _STAND_IN = {"name": "A", "email": "name@example.org", "phone": "+1 555 0100",
              "preferred_times": "any time", "concern": "", "consent": True}
 
 
-def _field_message(field: str, error: dict[str, Any]) -> str:
+def _field_message(field: str, error: ErrorDetails) -> str:
     if error.get("type") == "invalid_text":  # a character the field does not take
         return f"{_FIELDS.get(field, field).capitalize()} {error['msg']}."
     if error.get("type") == "string_too_long" and field in _TOO_LONG:

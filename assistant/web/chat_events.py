@@ -164,7 +164,7 @@ class ChatEvents(PageEvents):
                     if tab.ended:  # a new conversation, on a clear screen
                         tab.chat, tab.turns, tab.sid = [], {}, ""
                         tab.ended, tab.booked = False, None
-                    chat_now, sid_now = list(tab.chat), tab.sid or ""
+                    chat_now, sid_now = list(tab.chat or []), tab.sid or ""
                     turns_now = dict(tab.turns or {})
                 outputs, first = None, True
                 for outputs in self.answer_one(question, chat_now, sid_now, turns_now,

@@ -45,7 +45,7 @@ class ConversationEvents(PageEvents):
             return empty
         reference = booked["reference"] if booked else None
         history: list[dict[str, Any]] = []
-        turns: dict[int, int] = {}
+        turns: dict[int, list[Any]] = {}
         for record in records:
             if record.question != "[end of conversation]":
                 history.append({"role": "user", "content": plain(record.question)})

@@ -126,7 +126,7 @@ def answer_messages(record: AnswerRecord, guide: Guide | None = None,
     if (record.handoff is not None and record.status not in ("handoff", "not_in_guide")
             and not booked):
         text += f"\n\n_{plain(record.handoff.message)}_"
-    messages = [{"role": "assistant", "content": text}]
+    messages: list[dict[str, Any]] = [{"role": "assistant", "content": text}]
     if record.citations:
         messages.append(
             {

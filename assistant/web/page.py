@@ -194,8 +194,9 @@ def lay_out(notice: str, covers: str, starters: list[str]) -> Page:
         submit = gr.Button("Send booking request", variant="primary", elem_id="b-submit")
         booking_result = gr.Markdown(elem_id="booking-result")
 
-    form_inputs = {"concern": concern, "name": name, "email": email, "phone": phone,
-                   "preferred_times": times, "consent": consent}
+    form_inputs: dict[str, gr.Textbox | gr.Checkbox] = {
+        "concern": concern, "name": name, "email": email, "phone": phone,
+        "preferred_times": times, "consent": consent}
     form_errors = {"concern": concern_error, "name": name_error, "email": email_error,
                    "phone": phone_error, "preferred_times": times_error,
                    "consent": consent_error}
