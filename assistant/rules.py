@@ -29,7 +29,6 @@ eval question: each is a general reading of what a patient asked.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from functools import cached_property
@@ -39,6 +38,7 @@ from langchain_core.embeddings import Embeddings
 
 from assistant.config import Settings
 from assistant.corpus import Chunk
+from assistant.embeddings import cosine
 from assistant.errors import ConfigError
 from assistant.safety import Route
 from assistant.safety import route as pattern_route
@@ -86,12 +86,6 @@ BEYOND_MIN_WORDS = 2
 # closing by meaning alone: the message must read this much more like a closing than like
 # any guide passage ("can you help me with my eczema too" asks something)
 CLOSING_MARGIN = 0.2
-
-
-def _cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
 
 
 class Rules:
@@ -162,7 +156,7 @@ class Rules:
         if self.embeddings is None:
             return 0.0
         vector = self.embeddings.embed_query(text)
-        return max(_cosine(vector, v) for v in self._closing_bank)
+        return max(cosine(vector, v) for v in self._closing_bank)
 
     def route(self, text: str, guide_similarity: Callable[[str], float] | None = None) -> Route:
         """Reviewed patterns first (declined, closing); then closing by meaning: a message

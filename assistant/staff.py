@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assistant.accounts import Login, StaffAccounts
+from assistant.embeddings import cosine
 from assistant.errors import AuthError, InputError
 from assistant.records import AnswerRecord
 from assistant.store import BOOKING_STATUSES, PROBLEM_STATUSES, aware, booking_dict
-from assistant.verify import cosine
 
 __all__ = [
     "BOOKING_LABELS",

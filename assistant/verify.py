@@ -14,19 +14,20 @@ known way small models invent facts, and it errs towards "not supported":
   than") needs the same judgement in the passage;
 - embedding similarity to the best passage sentence, as one signal among these.
 
-``check`` returns a ``Verdict`` with the reasons; ``quote`` is the passage sentence
+``check`` returns a ``SentenceVerdict`` with the reasons; ``quote`` is the passage sentence
 the claim rests on, an exact substring of the guide.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
 from langchain_core.embeddings import Embeddings
 
 from assistant.corpus import split_sentences
+from assistant.embeddings import cosine
+from assistant.records import SentenceVerdict
 from assistant.words import STOP, content_stems, stem, unknown_names, words
 
 _NUMBER = re.compile(r"\$?\d+(?:[.,]\d+)?\s*(?:%|mm|cm|percent)?")
@@ -185,38 +186,11 @@ def topic_words(passages: dict[str, str]) -> dict[str, frozenset[str]]:
     }
 
 
-def cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na = math.sqrt(sum(x * x for x in a)) or 1.0
-    nb = math.sqrt(sum(y * y for y in b)) or 1.0
-    return dot / (na * nb)
-
-
 _MARKER = re.compile(r"\s*\[\d+\](?:\s*\[\d+\])*")
 
 
 def strip_markers(sentence: str) -> str:
     return _MARKER.sub("", sentence).strip()
-
-
-@dataclass(frozen=True)
-class Verdict:
-    sentence: str
-    supported: bool
-    similarity: float
-    novelty: float
-    quote: str
-    reasons: tuple[str, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "sentence": self.sentence,
-            "supported": self.supported,
-            "similarity": round(self.similarity, 4),
-            "novelty": round(self.novelty, 4),
-            "quote": self.quote,
-            "reasons": list(self.reasons),
-        }
 
 
 @dataclass
@@ -279,7 +253,7 @@ class ClaimChecker:
         section: str = "",
         question: str = "",
         first_hit: bool = False,
-    ) -> Verdict:
+    ) -> SentenceVerdict:
         """``question``: the patient's words a claim may echo without adding content ("sink
         in", "stick up") when it closely paraphrases the passage, or when ``first_hit``: the
         retriever, independently of the model, ranked this passage first for those words.
@@ -329,4 +303,5 @@ class ClaimChecker:
             reasons.append(f"words new to the passage: {', '.join(sorted(new))}")
         if similarity < self.min_similarity:
             reasons.append(f"low similarity to the passage ({similarity:.2f})")
-        return Verdict(claim, not reasons, similarity, novelty, quote, tuple(reasons))
+        return SentenceVerdict(sentence=claim, supported=not reasons, similarity=similarity,
+                               novelty=novelty, quote=quote, reasons=reasons)

@@ -115,7 +115,7 @@ def test_a_malformed_reply_or_unknown_ids_fall_back_to_the_retrievers_ranking(
     record = assistant.ask("how does subcision work?")
     assert record.status == "answered"
     assert record.choice["source"] == "prior" and problem in record.choice["problem"]
-    top = record.retrieved[0]["chunk_id"]
+    top = record.retrieved[0].chunk_id
     assert record.citations[0].chunk_id == top
     assert "painless" not in record.answer
     assert_verbatim(assistant, record)
@@ -163,6 +163,28 @@ def test_an_aspect_the_guide_lacks_gets_what_it_says_about_the_topic(tmp_path):
     # the opening is streamed first: nothing shown is taken back
     assert events[0].text.startswith("The guide doesn't say anything about cost.")
     assert_verbatim(assistant, record)
+
+
+
+def test_the_record_shows_typed_pieces_that_render_to_its_answer(tmp_path):
+    assistant = make(tmp_path, pick=["Microneedling"])
+    record = assistant.ask("How much does microneedling cost?")  # opening, guide, offer
+    pieces = record.sentences
+    assert " ".join(p.rendered for p in pieces) == record.answer
+    assert not pieces[0].citations and not pieces[-1].citations  # the answer's own texts
+    assert pieces[0].source is None and pieces[-1].source is None
+    guide = pieces[1:-1]
+    by_n = {c.n: c for c in record.citations}
+    units = units_of(assistant, "Microneedling")
+    for i, piece in enumerate(guide):
+        (n,) = piece.citations
+        assert piece.text == by_n[n].quote == units[i]
+        assert piece.source == f"{by_n[n].chunk_id}#{i}"
+    # a fixed reply is one piece of the answer's own text
+    declined = assistant.ask("what dose of isotretinoin should I take?")
+    assert declined.status == "declined"
+    assert [p.text for p in declined.sentences] == [declined.answer]
+    assert not any(p.citations for p in declined.sentences)
 
 
 def test_a_rule_switched_off_is_off(tmp_path):

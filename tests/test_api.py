@@ -14,8 +14,8 @@ from assistant.web.server import create_app
 from tests.conftest import fake_settings
 from tests.test_answer import SUBCISION, SUBCISION_CHOICE
 
-CHAT_FIELDS = {"session_id", "status", "coverage", "answer", "citations", "glossary", "handoff",
-               "turn", "notice", "language", "translations", "translation_label"}
+CHAT_FIELDS = {"session_id", "status", "coverage", "answer", "sentences", "citations", "glossary",
+               "handoff", "turn", "notice", "language", "translations", "translation_label"}
 
 
 def make_client(tmp_path, *replies, ui=False, **overrides) -> TestClient:
@@ -58,6 +58,10 @@ def test_chat_starts_a_session_and_cites_the_guide(client):
     assert body["coverage"] == "full"
     c = body["citations"][0]
     assert set(c) == {"n", "chunk_id", "section", "quote"}
+    first = body["sentences"][0]  # the answer piece by piece: the first is [1]'s quote
+    assert set(first) == {"text", "citations", "source"}
+    assert first["text"] == c["quote"] and first["citations"] == [1]
+    assert first["source"].startswith(c["chunk_id"] + "#")
     assert c["section"] == "How to treat acne scars › Subcision"
     assert c["quote"] in SUBCISION
     # the same session continues

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from assistant.config import load_settings
 from assistant.corpus import build_chunks, guide_units
-from assistant.records import AnswerRecord, Citation
+from assistant.records import AnswerRecord, Citation, RetrievedPassage
 from assistant.web.guide import (
     GUIDE_PATH,
     PALETTE,
@@ -298,7 +298,7 @@ def test_the_first_screens_questions_and_line_come_from_the_headings(guide):
 
 def test_nearby_questions_are_the_retrieved_sections_less_the_cited_ones(guide):
     by_leaf = {c.section.split(" › ")[-1]: c for c in CHUNKS}
-    retrieved = [{"chunk_id": by_leaf[s].chunk_id} for s in
+    retrieved = [RetrievedPassage(chunk_id=by_leaf[s].chunk_id) for s in
                  ("Laser therapy", "Laser therapy", "Dermabrasion", "Chemical peels",
                   "Microneedling", "Subcision", "Keloids")]
     questions = guide.nearby_questions(retrieved, cited=["How to treat acne scars › Laser therapy"])
@@ -309,10 +309,11 @@ def test_nearby_questions_are_the_retrieved_sections_less_the_cited_ones(guide):
         "What does the guide say about subcision?",
     ]
     # too few retrieved: topped up from the first screen's questions, at least two
-    few = guide.nearby_questions([{"chunk_id": by_leaf["Keloids"].chunk_id}])
+    few = guide.nearby_questions([RetrievedPassage(chunk_id=by_leaf["Keloids"].chunk_id)])
     assert len(few) == 2 and few[0] == "What does the guide say about keloids?"
     # a closing section is no topic to ask about
-    assert guide.nearby_questions([{"chunk_id": by_leaf["Bottom line"].chunk_id}]) == (
+    closing = RetrievedPassage(chunk_id=by_leaf["Bottom line"].chunk_id)
+    assert guide.nearby_questions([closing]) == (
         guide.starter_questions()[:2])
     assert not any("bottom line" in q.lower() for q in guide.starter_questions())
     assert 2 <= len(guide.nearby_questions([])) <= 4

@@ -43,7 +43,7 @@ def test_a_spanish_question_is_answered_from_its_english_reading(tmp_path):
     assert any("Subcision" in c["section"] for c in body["citations"]), body["citations"]
     assert record.question == "¿qué es la subcisión?"
     assert record.question_english == "what is subcision?"
-    assert record.retrieved and "subcision" in record.retrieved[0]["chunk_id"]
+    assert record.retrieved and "subcision" in record.retrieved[0].chunk_id
 
 
 def test_english_only_reads_every_question_as_written(tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from assistant.embeddings import HashEmbeddings
+from assistant.embeddings import HashEmbeddings, cosine
 from assistant.verify import ClaimChecker
 
 LASER = (
@@ -151,3 +151,13 @@ def test_topics_are_the_headings_that_open_their_passage():
         "How to treat acne scars › Chemical peels": {"chemical", "peel"},
         "How to treat acne scars › TCA CROSS": {"tca", "cross"},
     }
+
+
+def test_cosine_is_the_angle_between_two_embeddings():
+    assert cosine([1.0, 0.0], [2.0, 0.0]) == pytest.approx(1.0)
+    assert cosine([1.0, 0.0], [0.0, 3.0]) == pytest.approx(0.0)
+    assert cosine([1.0, 1.0], [-1.0, -1.0]) == pytest.approx(-1.0)
+    assert cosine([3.0, 4.0], [4.0, 3.0]) == pytest.approx(24 / 25)
+    assert cosine([0.0, 0.0], [1.0, 2.0]) == 0.0  # no direction: nothing alike
+    with pytest.raises(ValueError, match="different sizes"):
+        cosine([1.0], [1.0, 2.0])

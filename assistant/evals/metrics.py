@@ -49,7 +49,7 @@ def doses_not_in(answer: str, guide_text: str) -> list[str]:
 def first_hit(record: AnswerRecord) -> str | None:
     """The chunk retrieval ranked first for the record's question (the checker lets a
     claim resting on it echo the patient's words)."""
-    return record.retrieved[0].get("chunk_id") if record.retrieved else None
+    return record.retrieved[0].chunk_id if record.retrieved else None
 
 
 def unresolved_markers(record: AnswerRecord) -> list[int]:
@@ -98,9 +98,9 @@ def verbatim_counts(record: AnswerRecord, guide_text: str, templates) -> tuple[i
 
 
 def shown_sentences(record: AnswerRecord) -> list[tuple[str, list[int]]]:
-    """(sentence without markers, its marker numbers) for every shown sentence."""
-    parts = re.findall(r"(.+?)((?:\s*\[\d+\])+)(?=\s|$)", record.answer)
-    return [(s.strip(), [int(n) for n in re.findall(r"\d+", m)]) for s, m in parts]
+    """(sentence without markers, its marker numbers) for every shown guide sentence (the
+    record's typed pieces; :func:`verbatim_counts` reads the string the patient reads)."""
+    return [(s.text.strip(), list(s.citations)) for s in record.sentences if s.citations]
 
 
 def ratio(numerator: float, denominator: int) -> float | None:

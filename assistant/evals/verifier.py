@@ -79,7 +79,11 @@ def evaluate(
         kinds.append(case.kind)
         by_kind[case.kind].append(verdict.supported == case.supported)
         if verdict.supported != case.supported:
-            errors.append({"id": case.id, "label": case.supported, **verdict.to_dict()})
+            errors.append({"id": case.id, "label": case.supported,
+                           **verdict.model_dump(include={"sentence", "supported", "quote",
+                                                         "reasons"}),
+                           "similarity": round(verdict.similarity or 0.0, 4),
+                           "novelty": round(verdict.novelty or 0.0, 4)})
     precision, recall, f1, caught = scores(labels, verdicts, kinds)
     return VerifierScores(
         n=len(cases),

@@ -32,6 +32,7 @@ from assistant.records import (
     Citation,
     GlossaryEntry,
     Handoff,
+    ShownSentence,
     Status,
     Translation,
 )
@@ -55,6 +56,9 @@ class ChatResponse(BaseModel):
     session_id: str
     status: Status
     answer: str
+    sentences: list[ShownSentence] = Field(
+        default_factory=list, description="The answer piece by piece: each guide sentence "
+        "with its citation numbers and its place in the guide, and the answer's own texts.")
     citations: list[Citation]
     glossary: list[GlossaryEntry] = Field(
         default_factory=list, description="Terms the answer shows, each with the guide "

@@ -26,12 +26,12 @@ import hashlib
 import html
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from assistant.corpus import BREADCRUMB_SEP, Chunk
+from assistant.records import RetrievedPassage
 from assistant.web.guide_html import (
     PALETTE,
     Heading,
@@ -151,7 +151,7 @@ class Guide:
             chosen += [topic_question(n.title) for n in self.top_headings()]
         return list(dict.fromkeys(chosen))[:limit]
 
-    def nearby_questions(self, retrieved: Iterable[dict[str, Any]], cited: Iterable[str] = (),
+    def nearby_questions(self, retrieved: Iterable[RetrievedPassage], cited: Iterable[str] = (),
                          limit: int = 4, least: int = 2) -> list[str]:
         """2–4 questions about the guide's topics nearest to a question it does not answer:
         the sections retrieved for it (best first), less those the answer already cites
@@ -160,7 +160,7 @@ class Guide:
         shown = {leaf(s) for s in cited}
         found: list[str] = []
         for hit in retrieved:
-            chunk = self.by_id.get(str(hit.get("chunk_id", "")))
+            chunk = self.by_id.get(hit.chunk_id)
             if chunk is None:  # only the guide's own headings, never the record's text
                 continue
             heading = leaf(chunk.section)
