@@ -144,3 +144,12 @@ def test_the_harness_runs_against_a_server(tmp_path):
                    "attack_success_rate"):
         assert run.metrics[metric] is not None, metric
     assert run.metrics["urgent_recall"] == 1.0 and run.metrics["handoff_rate"] == 1.0
+
+
+def test_judge_kappa_is_the_chance_corrected_agreement():
+    # 10 pairs: 8 agree; each judge says yes 5 times, so chance agreement is 0.5
+    pairs = [(True, True)] * 4 + [(False, False)] * 4 + [(True, False), (False, True)]
+    assert agreement(pairs) == {"pairs": 10, "agreement": 0.8, "kappa": 0.6}
+    # one judge always yes, the other once no: agreement 0.75, no better than chance
+    assert agreement([(True, True)] * 3 + [(True, False)])["kappa"] == 0.0
+    assert agreement([(False, False)] * 3)["kappa"] == 1.0  # one verdict throughout

@@ -52,15 +52,17 @@ class LLMJudge:
 
 
 def agreement(pairs: list[tuple[bool, bool]]) -> dict[str, float | int]:
-    """Raw agreement and Cohen's kappa of two judges' yes/no verdicts."""
+    """Raw agreement and Cohen's kappa (scikit-learn's) of two judges' yes/no verdicts;
+    kappa is 1.0 when both judges gave one and the same verdict throughout (chance
+    agreement is then total, and scikit-learn's kappa undefined)."""
+    from sklearn.metrics import cohen_kappa_score
+
     n = len(pairs)
     if n == 0:
         return {"pairs": 0, "agreement": 0.0, "kappa": 0.0}
-    agree = sum(a == b for a, b in pairs) / n
-    p_a = sum(a for a, _ in pairs) / n
-    p_b = sum(b for _, b in pairs) / n
-    expected = p_a * p_b + (1 - p_a) * (1 - p_b)
-    kappa = (agree - expected) / (1 - expected) if expected < 1 else 1.0
+    a, b = [x for x, _ in pairs], [y for _, y in pairs]
+    agree = sum(x == y for x, y in pairs) / n
+    kappa = 1.0 if len(set(a) | set(b)) == 1 else float(cohen_kappa_score(a, b))
     return {"pairs": n, "agreement": round(agree, 4), "kappa": round(kappa, 4)}
 
 
