@@ -33,20 +33,14 @@ def word_tokens(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOP]
 
 
-def lexical_tokens(text: str, vocabulary: frozenset[str] | None = None) -> list[str]:
-    """Words, plus character trigrams for typo-tolerant matching.
-
-    Indexed text gets every word and its trigrams. A query keeps the words the
-    guide knows and spells the unknown ones ("scarz", "icepick") as trigrams.
-    """
+def lexical_tokens(text: str) -> list[str]:
+    """Each word, then its character trigrams, for typo-tolerant matching: indexed text
+    and a query alike, so "scarz" or "icepick" still shares trigrams with the guide's
+    "scars" and "ice pick"."""
     tokens: list[str] = []
     for word in word_tokens(text):
-        if vocabulary is None:
-            tokens.append(word)
-            tokens.extend(f"#{t}" for t in trigrams(word))
-        else:
-            tokens.append(word)
-            tokens.extend(f"#{t}" for t in trigrams(word))
+        tokens.append(word)
+        tokens.extend(f"#{t}" for t in trigrams(word))
     return tokens
 
 
@@ -102,9 +96,6 @@ class HybridRetriever:
             self._ids.append(chunk_id)
             self._meta[chunk_id] = meta
             corpus_tokens.append(lexical_tokens(document))
-        self._vocabulary = frozenset(
-            t for doc in corpus_tokens for t in doc if not t.startswith("#")
-        )
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus_tokens, show_progress=False)
 
@@ -118,7 +109,7 @@ class HybridRetriever:
         ]  # cosine distance -> similarity
 
     def _lexical(self, query: str, n: int) -> list[tuple[str, float]]:
-        tokens = lexical_tokens(query, self._vocabulary)
+        tokens = lexical_tokens(query)
         if not tokens:
             return []
         scores = self._bm25.get_scores(tokens)
