@@ -48,6 +48,7 @@ from assistant.records import (
     RetrievedPassage,
     ShownSentence,
     Translation,
+    shown,
 )
 from assistant.retrieve import Hit, HybridRetriever, RetrievalResult
 from assistant.rules import Rules
@@ -333,27 +334,27 @@ class Assistant:
             gaps = [f"“{w}”" for w in self.rules.beyond_topic(
                 text, chosen, self._sections, translated=english is not None)]
         base.gaps = gaps
-        shown: list[ShownSentence] = []
+        pieces: list[ShownSentence] = []
         citations: list[Citation] = []
         if gaps:  # the topic is covered, what is asked about it is not
             topics = " and ".join(dict.fromkeys(c.section.split(" › ")[-1] for c in chosen))
-            shown.append(ShownSentence(
+            pieces.append(ShownSentence(
                 text=texts.render("partial", missing=" or ".join(gaps), topic=topics)))
-            yield Event("sentence", text=shown[-1].rendered)
+            yield Event("sentence", text=pieces[-1].rendered)
         for chunk in chosen:
             for i, unit in enumerate(guide_units(chunk.text)):
-                if sum(bool(x.citations) for x in shown) >= s.max_answer_sentences:
+                if sum(bool(x.citations) for x in pieces) >= s.max_answer_sentences:
                     break
                 n = r.cite(citations, chunk.chunk_id, unit)
-                shown.append(ShownSentence(text=unit, citations=[n],
-                                           source=f"{chunk.chunk_id}#{i}"))
+                pieces.append(ShownSentence(text=unit, citations=[n],
+                                            source=f"{chunk.chunk_id}#{i}"))
                 if len(citations) == 1 and n == 1:
                     clock.since_start("first_sentence")
-                yield Event("sentence", text=shown[-1].rendered)
+                yield Event("sentence", text=pieces[-1].rendered)
         base.verdicts = r.verdicts(citations)
         clock.lap("compose")
         if gaps:
-            shown.append(ShownSentence(text=texts.render("offer")))
+            pieces.append(ShownSentence(text=texts.render("offer")))
             base.status, base.coverage = "not_in_guide", "partial"
             base.handoff = build_handoff(self.settings, session, texts.render("handoff"))
         else:
@@ -364,7 +365,7 @@ class Assistant:
                 base.translations.append(done)  # after the sentences: the English first
                 yield Event("translation", translation=done)
             clock.lap("translate_answer")
-        base.sentences, base.answer = shown, " ".join(x.rendered for x in shown)
+        base.sentences, base.answer = pieces, shown(pieces)
         base.citations = citations
         base.glossary = r.glossary_entries(citations)
         yield Event("record", record=base)

@@ -36,9 +36,9 @@ class ShownSentence(BaseModel):
         return " ".join([self.text, *(f"[{n}]" for n in self.citations)])
 
 
-def shown(items: list[ShownSentence], separator: str = " ") -> str:
-    """The answer string of ``items``: each rendered, joined by ``separator``."""
-    return separator.join(item.rendered for item in items)
+def shown(items: list[ShownSentence]) -> str:
+    """The answer string of ``items``: each rendered, one space between them."""
+    return " ".join(item.rendered for item in items)
 
 
 class Handoff(BaseModel):
