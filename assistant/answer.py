@@ -293,9 +293,7 @@ class Assistant:
         """Retrieve candidates, settle coverage, let the model choose, show guide text."""
         s, r = self.settings, self.recorder
         texts = answer_texts(shown_in, s.prompts_dir)
-        said = [t.question_english or t.question for t in session.turns
-                if t.status in ("answered", "not_in_guide")]
-        english = self.interpreter.english(message, shown_in, said[-1] if said else None)
+        english = self.interpreter.english(message, shown_in)
         clock.lap("translate")
         text = english or message  # what the search, the choice and the rules read
         found = _retrieve(s, self.search, self.rules, session, text)

@@ -17,7 +17,6 @@ from assistant.config import Settings
 from assistant.corpus import Chunk, guide_units
 from assistant.localise import AnswerTexts, SentenceTranslator
 from assistant.records import Citation, Translation
-from assistant.terms import terms_lost
 from assistant.translate import QuestionTranslator
 
 
@@ -41,28 +40,15 @@ class Interpreter:
             if settings.translation_cache else None)
         self.translation_chat = translation_chat or (lambda: chat)
 
-    def english(self, message: str, language: str, previous: str | None = None) -> str | None:
+    def english(self, message: str, language: str) -> str | None:
         """The English of a question whose answer texts are in ``language`` (the door's
         ``Turn.language``: not English only for an offered language, in words that are not
         mostly English). None: read as written, also when the model's translation is not
-        usable or the call fails. ``previous``: the patient's previous question in English
-        (a follow-up's "are they common?" is read about it). A reading that drops a reviewed
-        word the patient wrote is asked for once more, given that word."""
+        usable or the call fails."""
         if not self.settings.translate_questions or language == "en":
             return None
         self.ready()
-        reading = self._read(message, language, previous=previous)
-        lost = terms_lost(message, reading, language, self.settings.prompts_dir) if reading else []
-        if lost:  # a reviewed word the patient wrote did not come through: once more, given it
-            again = self._read(message, language, lost, previous)
-            if again and len(terms_lost(message, again, language,
-                                        self.settings.prompts_dir)) < len(lost):
-                return again
-        return reading
-
-    def _read(self, message: str, language: str, lost: list[tuple[str, str]] | None = None,
-              previous: str | None = None) -> str | None:
-        messages = self.translator.messages(self.prefix(), message, language, lost, previous)
+        messages = self.translator.messages(self.prefix(), message, language)
         try:
             reply = self.chat.invoke(messages, max_tokens=self.translator.max_tokens)
         except Exception:  # noqa: BLE001 - the question is then read as written

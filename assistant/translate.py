@@ -9,10 +9,7 @@ patient still reads the guide's own sentences, cited; the translation only decid
 
 A message whose words are mostly English words is read as it is, whatever the language
 detector says of a short question; a translation that comes back empty or far
-longer than the question is not used (the question is read as written). A reading that
-drops a reviewed word the patient wrote (``prompts/replies/<language>.yaml`` ``terms``:
-"grano" read as "grain", not "pimple") is asked for once more with those words given; the
-second reading is used when it drops fewer of them.
+longer than the question is not used (the question is read as written).
 """
 
 from __future__ import annotations
@@ -54,18 +51,9 @@ class QuestionTranslator:
         self.prompt = load_prompt("translate_question", prompts_dir)
         self.max_tokens = max_tokens
 
-    def messages(self, prefix: list[BaseMessage], text: str, language: str,
-                 lost: list[tuple[str, str]] | None = None,
-                 previous: str | None = None) -> list[BaseMessage]:
-        """The call's messages; ``lost``: reviewed words (English, the patient's) that a
-        first reading did not carry, given to the retry as words to use; ``previous``: the
-        patient's previous question in English, for what a pronoun points back at."""
-        terms = "; ".join(f"{theirs} = {en}" for en, theirs in lost or [])
-        earlier = (f"<previous_question>{as_data(previous[:200])}</previous_question>\n"
-                   if previous else "")
+    def messages(self, prefix: list[BaseMessage], text: str, language: str) -> list[BaseMessage]:
         return [*prefix, HumanMessage(self.prompt.render(
-            language=NAMES.get(language, language), question=as_data(text),
-            terms=f"Words to use: {terms}. " if terms else "", earlier=earlier))]
+            language=NAMES.get(language, language), question=as_data(text)))]
 
     def read(self, reply: str, text: str) -> str | None:
         """The English question from the model's reply, or None when it is not usable."""

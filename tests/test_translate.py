@@ -5,7 +5,6 @@ measured by ``scarguide eval answers --cases eval/languages*.jsonl``."""
 
 from __future__ import annotations
 
-from assistant.terms import terms_lost
 from assistant.translate import QuestionTranslator, mostly_english
 from tests.test_answer import SUBCISION_CHOICE
 from tests.test_api import make_client
@@ -52,52 +51,3 @@ def test_english_only_reads_every_question_as_written(tmp_path):
         body = client.post("/api/chat", json={"message": "¿qué es la subcisión?"}).json()
         [record] = client.app.state.runtime.desk().history(body["session_id"])
     assert record.question_english is None
-
-
-def test_a_reviewed_word_the_reading_drops_is_found():
-    # "grano" is the reviewed Spanish word for pimple: a reading with "grain" drops it
-    assert terms_lost("¿por qué se inflama un grano?", "why does a grain swell?", "es") == \
-        [("pimple", "grano")]
-    assert terms_lost("¿por qué se inflama un grano?", "why do pimples swell?", "es") == []
-    # a word inside a German compound counts; a short one only as a whole word
-    assert ("scars", "Narben") in terms_lost("sind Aknenarben häufig?", "are they common?", "de")
-    assert terms_lost("ist die Hautoberfläche glatt?", "is the surface smooth?", "de") == []
-    assert terms_lost("痘痘好了以后会留下什么？", "what is left after it heals?", "zh") == \
-        [("pimple", "痘痘")]
-    assert terms_lost("¿qué es la subcisión?", "what is subcision?", "en") == []
-
-
-def test_a_first_question_is_asked_as_before_and_a_retry_or_follow_up_gets_more():
-    t = QuestionTranslator()
-    [first] = t.messages([], "¿qué es un grano?", "es")
-    assert "Words to use" not in first.content and "previous_question" not in first.content
-    [again] = t.messages([], "¿qué es un grano?", "es", [("pimple", "grano")])
-    assert "Words to use: grano = pimple. " in again.content
-    [follow] = t.messages([], "sind die häufig?", "de", previous="What are keloids?")
-    assert "<previous_question>What are keloids?</previous_question>" in follow.content
-
-
-def test_a_reading_that_drops_a_reviewed_word_is_asked_for_once_more(tmp_path):
-    with make_client(tmp_path, "why does a grain swell?", "why does a pimple swell?",
-                     SUBCISION_CHOICE, rate_limit="") as client:
-        body = client.post("/api/chat", json={"message": "¿por qué se inflama un grano?"}).json()
-        [record] = client.app.state.runtime.desk().history(body["session_id"])
-    assert record.question_english == "why does a pimple swell?"
-
-
-def test_a_retry_that_drops_as_much_is_not_used(tmp_path):
-    with make_client(tmp_path, "why does a grain swell?", "why does a seed swell?",
-                     SUBCISION_CHOICE, rate_limit="") as client:
-        body = client.post("/api/chat", json={"message": "¿por qué se inflama un grano?"}).json()
-        [record] = client.app.state.runtime.desk().history(body["session_id"])
-    assert record.question_english == "why does a grain swell?"
-
-
-def test_a_follow_up_is_read_with_the_previous_question(tmp_path):
-    with make_client(tmp_path, "what are keloids?", SUBCISION_CHOICE, "are keloids common?",
-                     SUBCISION_CHOICE, rate_limit="") as client:
-        first = client.post("/api/chat", json={"message": "was sind keloide?"}).json()
-        client.post("/api/chat", json={"message": "sind die häufig?",
-                                       "session_id": first["session_id"]})
-        turns = client.app.state.runtime.desk().history(first["session_id"])
-    assert [t.question_english for t in turns] == ["what are keloids?", "are keloids common?"]
