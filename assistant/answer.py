@@ -113,12 +113,10 @@ def _call(fn, *args, **kwargs):
 
 def _retrieve(
     s: Settings, search: Callable[[str], RetrievalResult], rules: Rules, session: Session,
-    text: str, translated: bool = False,
+    text: str,
 ) -> Found:
     """The candidates for ``text``. A follow-up is read with the patient's previous
-    message; both readings give candidates, the one that matches the guide better leads.
-    ``translated``: ``text`` is the English reading of the patient's words, whose pronouns
-    the translation may have filled in or left out, so ``refers_back`` cannot read it."""
+    message; both readings give candidates, the one that matches the guide better leads."""
     earlier = [t.question_english or t.question for t in session.turns
                if t.status in ("answered", "not_in_guide")]
     earlier = earlier[-s.history_turns :] if s.history_turns else []
@@ -127,7 +125,7 @@ def _retrieve(
     follow = (
         joined is not None
         and alone.top_similarity < s.followup_similarity
-        and (translated or rules.refers_back(text))
+        and rules.refers_back(text)
     )
     lead, other = (joined, alone) if follow and joined else (alone, joined)
     hits = list({h.chunk_id: h for h in [
@@ -298,7 +296,7 @@ class Assistant:
         english = self.interpreter.english(message, shown_in)
         clock.lap("translate")
         text = english or message  # what the search, the choice and the rules read
-        found = _retrieve(s, self.search, self.rules, session, text, english is not None)
+        found = _retrieve(s, self.search, self.rules, session, text)
         clock.lap("retrieve")
         hits = found.hits
         base = r.record(session, "answered", "", question=message, standalone=found.standalone)

@@ -51,27 +51,3 @@ def test_english_only_reads_every_question_as_written(tmp_path):
         body = client.post("/api/chat", json={"message": "¿qué es la subcisión?"}).json()
         [record] = client.app.state.runtime.desk().history(body["session_id"])
     assert record.question_english is None
-
-
-def test_a_translated_follow_up_is_read_with_the_previous_question_without_a_pronoun(tmp_path):
-    # the English reading of "¿y cuánto dura?" may carry no pronoun for refers_back to see:
-    # a question read from another language is read with the previous one all the same
-    with make_client(tmp_path, "what is subcision?", SUBCISION_CHOICE,
-                     "how long do results last?", SUBCISION_CHOICE, rate_limit="",
-                     followup_similarity=1.0) as client:
-        first = client.post("/api/chat", json={"message": "¿qué es la subcisión?"}).json()
-        client.post("/api/chat", json={"message": "¿y cuánto duran los resultados?",
-                                       "session_id": first["session_id"]})
-        turns = client.app.state.runtime.desk().history(first["session_id"])
-    assert turns[1].question_english == "how long do results last?"
-    assert turns[1].standalone_question == "what is subcision? — how long do results last?"
-
-
-def test_an_english_question_without_a_pronoun_is_read_alone(tmp_path):
-    with make_client(tmp_path, SUBCISION_CHOICE, SUBCISION_CHOICE, rate_limit="",
-                     followup_similarity=1.0) as client:
-        first = client.post("/api/chat", json={"message": "what is subcision?"}).json()
-        client.post("/api/chat", json={"message": "how long do results last?",
-                                       "session_id": first["session_id"]})
-        turns = client.app.state.runtime.desk().history(first["session_id"])
-    assert turns[1].standalone_question is None
