@@ -28,6 +28,7 @@ from pydantic import ConfigDict, PrivateAttr, SecretStr
 from assistant.config import Settings, choose
 from assistant.errors import ModelError
 from assistant.models import model_path
+from assistant.tokens import next_probabilities, shared_prefix
 
 if TYPE_CHECKING:
     from llama_cpp.llama_types import ChatCompletionRequestMessage
@@ -36,16 +37,9 @@ if TYPE_CHECKING:
 def _to_llama(messages: list[BaseMessage]) -> list[ChatCompletionRequestMessage]:
     """The messages as llama.cpp's: an AI message is the assistant's, a system message the
     system's, any other the user's."""
-    out: list[ChatCompletionRequestMessage] = []
-    for m in messages:
-        content = str(m.content)
-        if m.type == "ai":
-            out.append({"role": "assistant", "content": content})
-        elif m.type == "system":
-            out.append({"role": "system", "content": content})
-        else:
-            out.append({"role": "user", "content": content})
-    return out
+    roles = {"ai": "assistant", "system": "system"}
+    return [{"role": roles.get(m.type, "user"), "content": str(m.content)}  # type: ignore[misc]
+            for m in messages]
 
 
 class LlamaCppChat(BaseChatModel):
@@ -177,37 +171,36 @@ class LlamaCppChat(BaseChatModel):
 
     def label_scores(self, messages: list[BaseMessage], labels: list[str]) -> dict[str, float]:
         """The probability of each label as the first token of the reply (see
-        :meth:`next_token_scores`)."""
+        :meth:`next_token_scores`), the same for the same messages whatever came before."""
         return self.next_token_scores(
-            messages, "", {label: [label, label.capitalize(), f" {label}"] for label in labels}
+            messages, "", {label: [label, label.capitalize(), f" {label}"] for label in labels},
+            reuse_last=False,
         )
 
     def next_token_scores(
-        self, messages: list[BaseMessage], prefill: str, options: dict[str, list[str]]
+        self, messages: list[BaseMessage], prefill: str, options: dict[str, list[str]],
+        reuse_last: bool = True,
     ) -> dict[str, float]:
         """The probability that the reply, after ``prefill`` (text the reply is taken to
         start with), goes on with each option: the summed probability of its spellings'
         first tokens, read off the model's next-token distribution (no sampling, one
         forward pass over the new tokens). The prompt's prefix already in llama.cpp's
-        cache is reused."""
-        import numpy as np
-
+        cache is reused; with ``reuse_last`` False only up to the last message's text, as
+        reusing part of it changes the batching and so the scores by a few points."""
         with self._lock:
             llama = self.llama
             prompt = self._chat_prompt(messages) + prefill
             tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
             cached = llama.input_ids[: llama.n_tokens].tolist()
-            keep = 0
-            for a, b in zip(cached, tokens[:-1], strict=False):  # evaluate one token at least
-                if a != b:
-                    break
-                keep += 1
+            limit = len(tokens) - 1  # evaluate one token at least
+            if not reuse_last:
+                blank = self._chat_prompt([*messages[:-1], type(messages[-1])("")])
+                limit = min(limit, shared_prefix(tokens, llama.tokenize(
+                    blank.encode("utf-8"), add_bos=False, special=True)))
+            keep = min(shared_prefix(cached, tokens), limit)
             llama.n_tokens = keep
             llama.eval(tokens[keep:])
-            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
-            logits = logits.astype(np.float64)
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
+            probs = next_probabilities(llama)
         mass = {}
         for name, spellings in options.items():
             firsts = {

@@ -62,3 +62,19 @@ def test_the_fail_safe_path_alone_routes_most_emergencies(real_assistant):
     result = safety.evaluate(real_assistant.triage, model_off=True)
     assert result.sets["all"]["recall"] >= 0.85, result.missed
     assert result.by_layer.get("model", 0) == 0
+
+
+def test_a_message_gets_the_same_triage_whatever_was_checked_before(real_assistant):
+    """The model check reads a message the same way after any earlier message: one that
+    shares its first words, one that does not, or none. (Reusing the shared words from
+    llama.cpp's cache changed how the rest was batched, and a borderline message scored
+    a few points apart, enough to cross a threshold.)"""
+    check = real_assistant.triage.check
+    message = "do my scars look like keloids? they are hard raised bumps that keep growing"
+    before = ["do my scars look like acne marks instead?", "how long does a peel take?",
+              "do my scars look like keloids? they are hard raised bumps", message]
+    seen = []
+    for earlier in before:
+        check.scores(earlier, [], priority=False, timeout=120)
+        seen.append(check.scores(message, [], priority=False, timeout=120))
+    assert all(scores == seen[0] for scores in seen), seen
