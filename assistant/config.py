@@ -272,7 +272,7 @@ class TriageSettings(BaseModel):
         "crisis (together) is at least this; lower catches more and alarms more.",
     )
     triage_firm_threshold: float = Field(
-        0.3, ge=0, le=1, description="At or above this risk the fixed reply replaces the "
+        0.4, ge=0, le=1, description="At or above this risk the fixed reply replaces the "
         "answer; between triage_threshold and this, it is shown first and the answer follows.",
     )
     triage_split_share: float = Field(

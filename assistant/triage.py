@@ -225,7 +225,7 @@ class Triage:
         screen: Screen,
         detector: LanguageDetector,
         threshold: float = 0.15,
-        firm_threshold: float = 0.3,
+        firm_threshold: float = 0.4,
         split_share: float = 1.0,
         priority_timeout_s: float = 6.0,
         timeout_s: float = 30.0,
