@@ -37,9 +37,16 @@ if TYPE_CHECKING:
 def _to_llama(messages: list[BaseMessage]) -> list[ChatCompletionRequestMessage]:
     """The messages as llama.cpp's: an AI message is the assistant's, a system message the
     system's, any other the user's."""
-    roles = {"ai": "assistant", "system": "system"}
-    return [{"role": roles.get(m.type, "user"), "content": str(m.content)}  # type: ignore[misc]
-            for m in messages]
+    out: list[ChatCompletionRequestMessage] = []
+    for m in messages:
+        content = str(m.content)
+        if m.type == "ai":
+            out.append({"role": "assistant", "content": content})
+        elif m.type == "system":
+            out.append({"role": "system", "content": content})
+        else:
+            out.append({"role": "user", "content": content})
+    return out
 
 
 class LlamaCppChat(BaseChatModel):
