@@ -117,11 +117,23 @@ def axe_path() -> Path:
     return AXE
 
 
+def at_rest(page) -> None:
+    """Wait for the page to stop fading: Gradio fades a block back in over 0.15 s when its
+    event ends, and its buttons to new colours when the theme changes. Two animation frames
+    first, so a fade that the last update is about to start has started."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    page.wait_for_function(
+        "() => !document.getAnimations().some(a => a instanceof CSSTransition"
+        " && a.playState === 'running')")
+
+
 def run_axe(page, name: str, artifacts: Path | None = None) -> list[dict]:
-    """Every axe-core violation on the page as it is now, and our own two checks (above).
+    """Every axe-core violation on the page once it is at rest (``at_rest``), and our own
+    two checks (above).
     axe is injected once a page; a page whose Content-Security-Policy allows no such
     script needs ``browser_page(bypass_csp=True)``. With ``artifacts``, the whole list is
     kept in ``artifacts/a11y/<name>.json``."""
+    at_rest(page)
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.add_script_tag(path=str(axe_path()))
     violations = page.evaluate(_RUN_AXE)

@@ -63,14 +63,6 @@ def answered(page, n: int) -> None:
     page.locator(SOURCES, has_text="Sources").nth(n - 1).wait_for()
 
 
-def settled(page) -> None:
-    """Wait for the colour transitions of a theme change to end (Gradio's buttons fade to
-    their new colours: axe must not measure them half-way)."""
-    page.wait_for_function(
-        "() => !document.getAnimations().some(a => a instanceof CSSTransition"
-        " && a.playState === 'running')")
-
-
 def summary(found: dict[str, list[dict]]) -> dict:
     """Counts by page and rule (elements), every impact: what a report quotes."""
     return {page: {f"{v['id']} ({v['impact']})": len(v["nodes"]) for v in violations}
@@ -81,19 +73,17 @@ def test_no_serious_or_critical_axe_violation_on_any_page(server):
     found: dict[str, list[dict]] = {}
 
     def check(page, name: str, themes: tuple[str, ...] = ("light",)) -> None:
-        """axe on the page as it is; on a patient's page, also on the dark theme (Gradio's
+        """axe on the page at rest; on a patient's page, also on the dark theme (Gradio's
         when the system asks for it)."""
         for theme in themes:
             if theme != "light":
                 page.emulate_media(color_scheme=theme)  # Gradio follows it at once
                 page.wait_for_function("() => document.body.classList.contains('dark')")
-                settled(page)
             key = name if theme == "light" else f"{name}-{theme}"
             found[key] = run_axe(page, key, ARTIFACTS)
             if theme != "light":
                 page.emulate_media(color_scheme="light")
                 page.wait_for_function("() => !document.body.classList.contains('dark')")
-                settled(page)
 
     both = ("light", "dark")
     with browser_page(ARTIFACTS, bypass_csp=True) as page:
