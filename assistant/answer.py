@@ -40,6 +40,7 @@ from assistant.interpret import Interpreter
 from assistant.llm import LlamaCppChat
 from assistant.localise import answer_texts
 from assistant.locks import ConversationLocks, ProcessLocks
+from assistant.models import model_identity
 from assistant.prompts import load_texts
 from assistant.recorder import Recorder
 from assistant.records import (
@@ -93,11 +94,12 @@ def _prior(lead: RetrievalResult, hits: list[Hit]) -> list[float]:
 
 def _prefix_cache_path(settings: Settings, chat: LlamaCppChat, prefix: str,
                        model_name: str) -> Path | None:
-    """Where the local model's processed prefix is kept: one file per model file, context
-    size and prefix text."""
+    """Where the local model's processed prefix is kept: one file per model (its
+    ``model_identity``), context size and prefix text."""
     if not settings.prefix_cache:
         return None
-    key = hashlib.sha256(f"{chat.model_path}\n{chat.n_ctx}\n{prefix}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{model_identity(chat.model_path)}\n{chat.n_ctx}\n{prefix}".encode()).hexdigest()[:16]
     return settings.data_dir / "cache" / f"prefix-{model_name}-{key}.npz"
 
 

@@ -132,3 +132,13 @@ def model_path(name: str, data_dir: Path, verify: bool = False) -> Path:
             raise ModelError(f"Model {name}: {target} is corrupt; delete it to rebuild")
         return target
     return assemble(model, target)
+
+
+def model_identity(path: str | Path) -> str:
+    """What a saved prompt prefix is keyed by: the model file's SHA-256 where it was
+    assembled and stamped, else its resolved path. The same weights reached through another
+    data folder, or a link to this one, share one saved prefix."""
+    stamp = _stamp(Path(path))
+    if stamp.is_file():
+        return stamp.read_text(encoding="utf-8").strip()
+    return str(Path(path).resolve())

@@ -24,6 +24,7 @@ import yaml
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from assistant.errors import ConfigError
+from assistant.models import model_identity
 from assistant.prompts import PROMPTS_DIR, load_prompt
 from assistant.safety import as_data
 
@@ -147,7 +148,7 @@ class ModelCheck:
             return None
         prefix = "\n".join(str(m.content) for m in self.messages("", [])[:-1])
         key = hashlib.sha256(
-            f"{self.chat.model_path}\n{self.chat.n_ctx}\n{prefix}".encode()
+            f"{model_identity(self.chat.model_path)}\n{self.chat.n_ctx}\n{prefix}".encode()
         ).hexdigest()[:16]
         return self.cache_dir / f"triage-{self.chat.model_name}-{key}.npz"
 

@@ -7,7 +7,7 @@ from assistant import models
 from assistant.config import load_settings
 from assistant.errors import ConfigError, ModelError
 from assistant.llm import build_chat_model
-from assistant.models import PackagedModel, assemble, model_path
+from assistant.models import PackagedModel, assemble, model_identity, model_path
 
 
 def test_fake_backend_replies_in_order_and_streams():
@@ -56,6 +56,23 @@ def test_parts_are_joined_and_verified(tmp_path, monkeypatch):
     target = assemble(good, tmp_path / "models" / "m.gguf")
     assert target.read_bytes() == b"abcdef"
     assert target.with_name("m.gguf.sha256").read_text().strip() == good.sha256
+
+
+def test_the_same_weights_in_another_data_folder_share_one_saved_prefix(tmp_path, monkeypatch):
+    _parts(tmp_path, monkeypatch, [b"abc", b"def"])
+    good = PackagedModel(
+        "m", "test", parts=(("x", "y"),), size=6, sha256=hashlib.sha256(b"abcdef").hexdigest()
+    )
+    first = assemble(good, tmp_path / "a" / "models" / "m.gguf")
+    copied = assemble(good, tmp_path / "b" / "models" / "m.gguf")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "models").symlink_to(tmp_path / "a" / "models")
+    linked = tmp_path / "c" / "models" / "m.gguf"
+    assert model_identity(first) == model_identity(copied) == model_identity(linked) == good.sha256
+    other = tmp_path / "other.gguf"  # not assembled here: known by where it really is
+    other.write_bytes(b"x")
+    (tmp_path / "link.gguf").symlink_to(other)
+    assert model_identity(tmp_path / "link.gguf") == model_identity(other) == str(other.resolve())
 
 
 def test_a_corrupt_part_fails_clearly_and_leaves_nothing(tmp_path, monkeypatch):

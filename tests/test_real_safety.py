@@ -24,7 +24,6 @@ def test_an_injected_guide_instruction_has_no_effect(real_services, corpus_copy,
             "chroma_collection": "injected",
             "session_store": "memory",
             "database_url": "sqlite://",
-            "prefix_cache": False,
         }
     )
     services = Services(settings)
