@@ -30,19 +30,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, timeout: float, process: subprocess.Popen, log: Path) -> None:
+def wait_for(url: str, timeout: float, process: subprocess.Popen, log: Path,
+             in_a_row: int = 1) -> None:
+    """Until ``url`` answers below 500 ``in_a_row`` times running, each on a new connection:
+    behind one port, several workers warm up each on its own, and any of them may answer."""
     import httpx
 
     deadline = time.monotonic() + timeout
+    healthy = 0
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url}: process exited\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(url, timeout=3).status_code < 500:
-                return
+            healthy = healthy + 1 if httpx.get(url, timeout=3).status_code < 500 else 0
         except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+            healthy = 0
+        if healthy >= in_a_row:
+            return
+        time.sleep(0.5 if healthy == 0 else 0.1)
     raise TimeoutError(f"{url} not up in {timeout} s\n{log.read_text()[-3000:]}")
 
 
@@ -189,6 +194,6 @@ def scaled(procs: Processes, data_dir: Path, workers: int = 2,
     api, log = procs.start("api", [str(BIN / "scarguide"), "serve", "--port", str(port),
                                    "--workers", str(workers)], env=env)
     url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/healthz", 300, api, log)
+    wait_for(f"{url}/healthz", 300, api, log, in_a_row=10 * workers)
     return {"url": url, "database": database, "chroma": chroma, "api_pid": str(api.pid),
             "api_log": str(log), **env}
