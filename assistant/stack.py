@@ -31,11 +31,13 @@ def free_port() -> int:
 
 
 def wait_for(url: str, timeout: float, process: subprocess.Popen, log: Path,
-             in_a_row: int = 1) -> None:
-    """Until ``url`` answers below 500 ``in_a_row`` times running, each on a new connection:
-    behind one port, several workers warm up each on its own, and any of them may answer."""
+             workers: int = 1) -> None:
+    """Until ``url`` answers below 500; behind one port, ``workers`` processes warm up each
+    on its own and any of them may answer, so several workers must answer 10 times each
+    running, every time on a new connection."""
     import httpx
 
+    in_a_row = 1 if workers == 1 else 10 * workers
     deadline = time.monotonic() + timeout
     healthy = 0
     while time.monotonic() < deadline:
@@ -194,6 +196,6 @@ def scaled(procs: Processes, data_dir: Path, workers: int = 2,
     api, log = procs.start("api", [str(BIN / "scarguide"), "serve", "--port", str(port),
                                    "--workers", str(workers)], env=env)
     url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/healthz", 300, api, log, in_a_row=10 * workers)
+    wait_for(f"{url}/healthz", 300, api, log, workers=workers)
     return {"url": url, "database": database, "chroma": chroma, "api_pid": str(api.pid),
             "api_log": str(log), **env}

@@ -42,7 +42,7 @@ def deploy(procs: Processes, root: Path, database: str, **settings: str) -> tupl
     port = free_port()
     api, log = procs.start(f"api-{port}", [str(BIN / "scarguide"), "serve", "--port",
                                            str(port), "--workers", "2"], env=env)
-    wait_for(f"http://127.0.0.1:{port}/healthz", 300, api, log, in_a_row=20)  # both workers
+    wait_for(f"http://127.0.0.1:{port}/healthz", 300, api, log, workers=2)
     return f"http://127.0.0.1:{port}", log
 
 
